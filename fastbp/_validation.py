@@ -1,0 +1,63 @@
+"""Checks at the Python boundary: each raises TypeError/ValueError naming the argument and what
+was expected, before anything is written. Conversions happen once, here."""
+import numbers
+import math
+
+import numpy as np
+
+
+def check_int(value, name, minimum=None):
+    """Return value as int; it must be an integer (not a bool) >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
+    """Return value as float; it must be a finite real number within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        brackets = ("(" if low_open else "[", ")" if high_open else "]")
+        raise ValueError(f"{name} must be in {brackets[0]}{lo}, {hi}{brackets[1]}, got {value}")
+    return value
+
+
+def as_real_array(a, name, dtype):
+    """Convert a numeric array-like to a C-contiguous array of dtype (no copy when it already
+    is one). Rejects non-numeric and complex data."""
+    if a is None:
+        raise TypeError(f"{name} must be an array, got None")
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return np.asarray(arr, dtype=dtype, order="C")
+
+
+def check_finite(arr, name):
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+
+
+def as_samples(X, name, dtype, n_features):
+    """X as a finite (n_samples, n_features) C-contiguous array of dtype, n_samples >= 1."""
+    X = as_real_array(X, name, dtype)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-d (n_samples, {n_features}), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it must have at least one sample")
+    if X.shape[1] != n_features:
+        raise ValueError(
+            f"{name} must have {n_features} features (columns) for this model, got {X.shape[1]}")
+    check_finite(X, name)
+    return X

@@ -1,0 +1,111 @@
+"""Optimizers, with torch.optim's semantics and hyper-parameter names. Each object holds
+hyper-parameters; the model holds the state (momentum, moments, step count) in flat buffers, and
+one C pass updates all parameters in place (src_c/optim.c)."""
+from ._validation import check_float
+
+
+class Optimizer:
+    def _configure(self, network):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_config(self):
+        return dict(self.__dict__)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight
+    decay, as ``torch.optim.SGD`` (dampening 0). For each step, with gradient g of parameter p::
+
+        g = g + weight_decay * p
+        if momentum:
+            v = momentum * v + g          (v = g on the first step)
+            g = g + momentum * v if nesterov else v
+        p = p - lr * g
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+    momentum : float in [0, 1), default 0
+    nesterov : bool, default False (needs momentum > 0)
+    weight_decay : float >= 0, default 0
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self.lr = check_float(lr, "lr", 0, low_open=True)
+        self.momentum = check_float(momentum, "momentum", 0, 1, high_open=True)
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = nesterov
+        self.weight_decay = check_float(weight_decay, "weight_decay", 0)
+
+    def _configure(self, network):
+        network.set_optimizer("sgd", lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
+                              weight_decay=self.weight_decay)
+
+
+class Adam(Optimizer):
+    r"""Adam, as ``torch.optim.Adam`` (amsgrad off). For step t = 1, 2, ... with gradient g::
+
+        g = g + weight_decay * p                      (L2 penalty, coupled)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g**2
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+    betas : (float, float) in [0, 1), default (0.9, 0.999)
+    eps : float > 0, default 1e-8
+    weight_decay : float >= 0, default 0
+    """
+
+    decoupled = False
+    default_weight_decay = 0.0
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=None):
+        self.lr = check_float(lr, "lr", 0, low_open=True)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair of floats, got {betas!r}")
+        self.betas = (check_float(betas[0], "betas[0]", 0, 1, high_open=True),
+                      check_float(betas[1], "betas[1]", 0, 1, high_open=True))
+        self.eps = check_float(eps, "eps", 0, low_open=True)
+        if weight_decay is None:
+            weight_decay = self.default_weight_decay
+        self.weight_decay = check_float(weight_decay, "weight_decay", 0)
+
+    def _configure(self, network):
+        network.set_optimizer("adam", lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
+                              eps=self.eps, weight_decay=self.weight_decay,
+                              decoupled_weight_decay=self.decoupled)
+
+
+class AdamW(Adam):
+    r"""AdamW, as ``torch.optim.AdamW``: Adam with decoupled weight decay. Before the Adam
+    update (which then sees the plain gradient)::
+
+        p = p * (1 - lr * weight_decay)
+
+    Parameters as :class:`Adam`, but ``weight_decay`` defaults to 0.01 (torch's default).
+    """
+
+    decoupled = True
+    default_weight_decay = 0.01
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
+def get(optimizer):
+    """An Optimizer from a name (default hyper-parameters) or an Optimizer instance."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
+        return OPTIMIZERS[optimizer.lower()]()
+    raise ValueError(
+        f"optimizer must be an Optimizer or one of {sorted(OPTIMIZERS)}, got {optimizer!r}")

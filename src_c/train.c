@@ -1,0 +1,206 @@
+/* train.c -- gather, forward, fused loss, backward and optimizer step over a whole network:
+ * the epoch, evaluate and predict drivers. Nothing here allocates: every buffer is the model's
+ * flat parameter/gradient buffer or its workspace (net->work), laid out as:
+ *     Xb      max_batch x sizes[0]            the gathered batch of inputs
+ *     Yb      max_batch x sizes[L]            the gathered batch of targets
+ *     out_l   max_batch x sizes[l+1], l < L   each layer's output
+ *     delta0  max_batch x widest layer        gradients flowing backwards,
+ *     delta1  max_batch x widest layer        two buffers used in turn  */
+#include <string.h>
+
+#include "fastbp.h"
+
+#ifndef REAL
+
+ptrdiff_t fbp_weight_offset(const fbp_net *net, int layer)
+{
+    ptrdiff_t offset = 0;
+    for (int l = 0; l < layer; l++)
+        offset += (ptrdiff_t)net->sizes[l] * net->sizes[l + 1] + net->sizes[l + 1];
+    return offset;
+}
+
+ptrdiff_t fbp_n_params(const fbp_net *net) { return fbp_weight_offset(net, net->n_layers); }
+
+int fbp_target_width(const fbp_net *net)
+{
+    return net->loss == FBP_CCE_LABELS ? 1 : net->sizes[net->n_layers];
+}
+
+static int widest_layer(const fbp_net *net)
+{
+    int widest = 0;
+    for (int l = 1; l <= net->n_layers; l++)
+        if (net->sizes[l] > widest) widest = net->sizes[l];
+    return widest;
+}
+
+/* Offset of layer `layer`'s output buffer in the workspace (layer == n_layers: the deltas). */
+static ptrdiff_t output_offset(const fbp_net *net, int layer)
+{
+    const ptrdiff_t B = net->max_batch;
+    ptrdiff_t offset = B * net->sizes[0] + B * net->sizes[net->n_layers];
+    for (int l = 0; l < layer; l++) offset += B * net->sizes[l + 1];
+    return offset;
+}
+
+ptrdiff_t fbp_workspace_len(const fbp_net *net)
+{
+    return output_offset(net, net->n_layers) + 2 * (ptrdiff_t)net->max_batch * widest_layer(net);
+}
+
+static int is_cross_entropy(int loss) { return loss != FBP_MSE; }
+
+#define FBP_TEMPLATE_FILE "train.c"
+#include "template.h"
+
+#else /* the template, instantiated for float and double */
+
+static REAL *FBP(layer_output)(const fbp_net *net, int layer)
+{
+    return (REAL *)net->work + output_offset(net, layer);
+}
+
+static REAL *FBP(delta)(const fbp_net *net, int which)
+{
+    return (REAL *)net->work + output_offset(net, net->n_layers) +
+           (ptrdiff_t)which * net->max_batch * widest_layer(net);
+}
+
+static const REAL *FBP(weights)(const fbp_net *net, const REAL *buffer, int layer)
+{
+    return buffer + fbp_weight_offset(net, layer);
+}
+
+/* The activation the forward pass applies at `layer`: cross-entropy losses take the output
+ * layer's logits and fuse its sigmoid/softmax into the loss gradient. */
+static int FBP(forward_activation)(const fbp_net *net, int layer, int logits)
+{
+    return (logits && layer == net->n_layers - 1) ? FBP_IDENTITY : net->activations[layer];
+}
+
+/* Forward pass of `rows` rows of X; the last layer writes into `final` (rows x outputs) when
+ * given, else into its workspace buffer. Returns the output, logits when `logits` is set. */
+static REAL *FBP(forward)(const fbp_net *net, const REAL *X, int rows, int logits, REAL *final)
+{
+    const int L = net->n_layers;
+    const REAL *A = X;
+    REAL *Y = NULL;
+    for (int l = 0; l < L; l++) {
+        const REAL *W = FBP(weights)(net, (const REAL *)net->params, l);
+        const REAL *b = W + (ptrdiff_t)net->sizes[l] * net->sizes[l + 1];
+        Y = (l == L - 1 && final) ? final : FBP(layer_output)(net, l);
+        FBP(dense_forward)(&net->blas, rows, net->sizes[l], net->sizes[l + 1], A, W, b,
+                           FBP(forward_activation)(net, l, logits), net->slopes[l], Y);
+        A = Y;
+    }
+    return Y;
+}
+
+/* Loss of the network output against the targets; d(loss)/d(output) into grad if not NULL. */
+static double FBP(output_loss)(const fbp_net *net, int rows, const REAL *output, const REAL *Y,
+                               const int64_t *labels, REAL *grad)
+{
+    const int k = net->sizes[net->n_layers];
+    switch (net->loss) {
+    case FBP_BCE: return FBP(bce_logits)(rows, k, output, Y, grad);
+    case FBP_CCE_LABELS: return FBP(softmax_xent_labels)(rows, k, output, labels, grad);
+    case FBP_CCE_PROBS: return FBP(softmax_xent_probs)(rows, k, output, Y, grad);
+    default: return FBP(mse)(rows, k, output, Y, grad);
+    }
+}
+
+double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, const int64_t *labels,
+                          int rows)
+{
+    const int L = net->n_layers;
+    const int ce = is_cross_entropy(net->loss);
+    const REAL *output = FBP(forward)(net, X, rows, ce, NULL);
+    REAL *dZ = FBP(delta)(net, 0);
+    const double loss = FBP(output_loss)(net, rows, output, Y, labels, dZ);
+    if (!ce) /* MSE saw the activated output: chain through the output activation */
+        FBP(activation_backward)(net->activations[L - 1], net->slopes[L - 1], rows,
+                                 net->sizes[L], output, dZ);
+    for (int l = L - 1; l >= 0; l--) {
+        const REAL *input = l ? FBP(layer_output)(net, l - 1) : X;
+        const REAL *W = FBP(weights)(net, (const REAL *)net->params, l);
+        REAL *dW = (REAL *)net->grads + fbp_weight_offset(net, l);
+        REAL *db = dW + (ptrdiff_t)net->sizes[l] * net->sizes[l + 1];
+        REAL *dX = l ? FBP(delta)(net, (L - l) % 2) : NULL;
+        FBP(dense_backward)(&net->blas, rows, net->sizes[l], net->sizes[l + 1], input, W, dZ,
+                            dW, db, dX);
+        if (l) { /* dZ of the layer below: its output gradient times its activation's slope */
+            FBP(activation_backward)(net->activations[l - 1], net->slopes[l - 1], rows,
+                                     net->sizes[l], input, dX);
+            dZ = dX;
+        }
+    }
+    return loss;
+}
+
+/* Copy the rows idx[0..rows) of src (width cols) into dst, contiguously. */
+static void FBP(gather_rows)(int rows, int cols, const REAL *src, const int64_t *idx, REAL *dst)
+{
+    const size_t row_bytes = (size_t)cols * sizeof(REAL);
+    for (int i = 0; i < rows; i++)
+        memcpy(dst + (ptrdiff_t)i * cols, src + (ptrdiff_t)idx[i] * cols, row_bytes);
+}
+
+double FBP(train_epoch)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, const REAL *Y,
+                        const int64_t *labels, const int64_t *perm, ptrdiff_t n, int batch_size,
+                        ptrdiff_t *n_trained)
+{
+    const int in = net->sizes[0], k = net->sizes[net->n_layers];
+    const ptrdiff_t n_params = fbp_n_params(net);
+    REAL *Xb = (REAL *)net->work;
+    REAL *Yb = Xb + (ptrdiff_t)net->max_batch * in;
+    double total = 0;
+    for (ptrdiff_t start = 0; start < n; start += batch_size) {
+        const int rows = (int)(n - start < batch_size ? n - start : batch_size);
+        const int64_t *idx = perm + start;
+        FBP(gather_rows)(rows, in, X, idx, Xb);
+        if (net->loss == FBP_CCE_LABELS)
+            for (int i = 0; i < rows; i++) net->batch_labels[i] = labels[idx[i]];
+        else
+            FBP(gather_rows)(rows, k, Y, idx, Yb);
+        const double loss = FBP(loss_and_grad)(net, Xb, Yb, net->batch_labels, rows);
+        if (!isfinite(loss)) { /* stop before a step that would spread inf/NaN into weights */
+            *n_trained = start;
+            return loss;
+        }
+        FBP(optimizer_step)(opt, n_params, (REAL *)net->params, (const REAL *)net->grads);
+        total += loss * rows;
+    }
+    *n_trained = n;
+    return n ? total / (double)n : 0.0;
+}
+
+double FBP(evaluate)(const fbp_net *net, const REAL *X, const REAL *Y, const int64_t *labels,
+                     ptrdiff_t n, REAL *out)
+{
+    const int L = net->n_layers, in = net->sizes[0], k = net->sizes[L];
+    const int tw = fbp_target_width(net);
+    const int ce = is_cross_entropy(net->loss);
+    double total = 0;
+    for (ptrdiff_t start = 0; start < n; start += net->max_batch) {
+        const int rows = (int)(n - start < net->max_batch ? n - start : net->max_batch);
+        REAL *final = out ? out + start * k : NULL;
+        REAL *output = FBP(forward)(net, X + start * in, rows, ce, final);
+        total += FBP(output_loss)(net, rows, output, Y ? Y + start * tw : NULL,
+                                  labels ? labels + start : NULL, NULL) * rows;
+        if (out && ce) /* the loss saw logits; the caller gets the declared output activation */
+            FBP(activation_forward)(net->activations[L - 1], net->slopes[L - 1], rows, k, output);
+    }
+    return n ? total / (double)n : 0.0;
+}
+
+void FBP(predict)(const fbp_net *net, const REAL *X, ptrdiff_t n, REAL *out)
+{
+    const int in = net->sizes[0], k = net->sizes[net->n_layers];
+    for (ptrdiff_t start = 0; start < n; start += net->max_batch) {
+        const int rows = (int)(n - start < net->max_batch ? n - start : net->max_batch);
+        FBP(forward)(net, X + start * in, rows, 0, out + start * k);
+    }
+}
+
+#endif /* REAL */
