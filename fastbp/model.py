@@ -91,14 +91,20 @@ class Sequential:
         self.metrics = []
 
     # ---- parameters ---------------------------------------------------------------------
-    def _bind_layer_views(self):
-        params = self._network.params
+    def _split(self, flat):
+        """Views of a flat buffer's pieces in the order [W0, b0, W1, b1, ...]."""
+        pieces = []
         for index, layer in enumerate(self.layers):
             start = self._network.weight_offset(index)
             stop = start + layer.in_features * layer.out_features
-            layer.W = params[start:stop].reshape(layer.in_features, layer.out_features)
-            layer.b = params[stop:stop + layer.out_features]
-            layer._model = self
+            pieces.append(flat[start:stop].reshape(layer.in_features, layer.out_features))
+            pieces.append(flat[stop:stop + layer.out_features])
+        return pieces
+
+    def _bind_layer_views(self):
+        views = self._split(self._network.params)
+        for layer, W, b in zip(self.layers, views[0::2], views[1::2]):
+            layer.W, layer.b, layer._model = W, b, self
 
     def reset_parameters(self):
         """Draw fresh initial weights from the model's generator; biases start at zero."""
@@ -112,10 +118,7 @@ class Sequential:
     def get_weights(self):
         """Copies of the parameters in Keras order ``[W0, b0, W1, b1, ...]``, ``W`` of shape
         ``(in_features, out_features)``."""
-        weights = []
-        for layer in self.layers:
-            weights += [layer.W.copy(), layer.b.copy()]
-        return weights
+        return [piece.copy() for piece in self._split(self._network.params)]
 
     def set_weights(self, weights):
         """Set all parameters from a list as ``get_weights`` returns. Everything is checked
@@ -282,6 +285,16 @@ class Sequential:
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+    def compute_gradients(self, X, y):
+        """The mean loss on (X, y) as one batch and its gradient with respect to every
+        parameter, ``(loss, [dW0, db0, dW1, db1, ...])``, without changing the weights. For
+        gradient checks and custom loops."""
+        self._require_compiled()
+        X, y = self._prepare(X, y)
+        with self._exclusive():
+            loss = self._network.loss_and_grad(X, y)
+            return float(loss), [piece.copy() for piece in self._split(self._network.grads)]
 
     def predict(self, X):
         """The network's output for X, shape (n_samples, out_features), in the model's dtype,
