@@ -107,10 +107,9 @@ class Sequential:
             layer.W, layer.b, layer._model = W, b, self
 
     def reset_parameters(self):
-        """Draw fresh initial weights from the model's generator; biases start at zero."""
+        """Draw fresh initial weights from the model's generator (see Dense's init)."""
         for layer in self.layers:
-            layer.W[...] = layer.initial_weights(self._rng)
-            layer.b[...] = 0
+            layer.W[...], layer.b[...] = layer.initial_parameters(self._rng)
 
     def count_params(self):
         return int(self._network.params.size)
