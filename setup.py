@@ -20,7 +20,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         flags = ["-O3"]
         if self.compiler.compiler_type == "unix":
-            flags += ["-fno-math-errno", "-Wno-unused-function"]
+            flags += ["-fno-math-errno", "-fopenmp-simd", "-Wno-unused-function"]
             if os.environ.get("FASTBP_NATIVE") == "1":
                 flags.append("-march=native")
         for ext in self.extensions:

@@ -7,24 +7,16 @@
 #include "template.h"
 #else
 
-/* 1 / (1 + exp(-z)): for z << 0, exp(-z) overflows to inf and the result is 0, never NaN. */
-static inline REAL FBP(sigmoid)(REAL z) { return (REAL)1 / ((REAL)1 + exp(-z)); }
+#include "vecmath.h"
 
-/* Softmax of one row in place, with the row maximum subtracted so exp never overflows. */
-static void FBP(softmax_row)(int cols, REAL *z)
+/* Softmax of one row in place. */
+static inline void FBP(softmax_row)(int cols, REAL *z)
 {
-    REAL zmax = z[0];
-    for (int j = 1; j < cols; j++)
-        if (z[j] > zmax) zmax = z[j];
-    REAL sum = 0;
-    for (int j = 0; j < cols; j++) {
-        z[j] = exp(z[j] - zmax);
-        sum += z[j];
-    }
-    const REAL inv = (REAL)1 / sum;
+    const REAL inv = (REAL)1 / FBP(exp_shifted)(cols, z, FBP(row_max)(cols, z), z);
     for (int j = 0; j < cols; j++) z[j] *= inv;
 }
 
+FBP_DISPATCH
 void FBP(activation_forward)(int act, double slope, int rows, int cols, REAL *Z)
 {
     const ptrdiff_t n = (ptrdiff_t)rows * cols;
@@ -37,10 +29,12 @@ void FBP(activation_forward)(int act, double slope, int rows, int cols, REAL *Z)
         for (ptrdiff_t i = 0; i < n; i++) Z[i] = Z[i] > 0 ? Z[i] : a * Z[i];
         break;
     case FBP_SIGMOID:
-        for (ptrdiff_t i = 0; i < n; i++) Z[i] = FBP(sigmoid)(Z[i]);
+#pragma omp simd
+        for (ptrdiff_t i = 0; i < n; i++) Z[i] = FBP(sigmoid_v)(Z[i]);
         break;
     case FBP_TANH:
-        for (ptrdiff_t i = 0; i < n; i++) Z[i] = tanh(Z[i]);
+#pragma omp simd
+        for (ptrdiff_t i = 0; i < n; i++) Z[i] = FBP(tanh_v)(Z[i]);
         break;
     case FBP_SOFTMAX:
         for (int r = 0; r < rows; r++) FBP(softmax_row)(cols, Z + (ptrdiff_t)r * cols);
@@ -50,6 +44,7 @@ void FBP(activation_forward)(int act, double slope, int rows, int cols, REAL *Z)
     }
 }
 
+FBP_DISPATCH
 void FBP(activation_backward)(int act, double slope, int rows, int cols,
                               const REAL *restrict A, REAL *restrict dA)
 {
@@ -73,6 +68,7 @@ void FBP(activation_backward)(int act, double slope, int rows, int cols,
             const REAL *p = A + (ptrdiff_t)r * cols;
             REAL *g = dA + (ptrdiff_t)r * cols;
             REAL dot = 0;
+#pragma omp simd reduction(+ : dot)
             for (int j = 0; j < cols; j++) dot += g[j] * p[j];
             for (int j = 0; j < cols; j++) g[j] = p[j] * (g[j] - dot);
         }

@@ -8,6 +8,8 @@
 #include "template.h"
 #else
 
+#include "vecmath.h"
+
 double FBP(mse)(int rows, int cols, const REAL *P, const REAL *Y, REAL *grad)
 {
     const ptrdiff_t n = (ptrdiff_t)rows * cols;
@@ -29,7 +31,7 @@ double FBP(bce_logits)(int rows, int cols, const REAL *Z, const REAL *Y, REAL *g
     for (ptrdiff_t i = 0; i < n; i++) {
         const REAL z = Z[i], y = Y[i];
         /* log(1 + exp(-|z|)) never overflows; max(z,0) - z y completes log(1+e^z) - z y. */
-        const REAL e = exp(-fabs(z));
+        const REAL e = FBP(exp_v)(-fabs(z));
         total += (double)((z > 0 ? z : (REAL)0) - z * y + log1p(e));
         if (grad) {
             /* sigmoid(z) from the same e = exp(-|z|): 1/(1+e) for z >= 0, e/(1+e) otherwise */
@@ -40,30 +42,7 @@ double FBP(bce_logits)(int rows, int cols, const REAL *Z, const REAL *Y, REAL *g
     return total / (double)n;
 }
 
-/* log(sum_j exp(z_j)) of one row, with the maximum subtracted: m + log(sum exp(z_j - m)). */
-static REAL FBP(logsumexp_row)(int cols, const REAL *z)
-{
-    REAL zmax = z[0];
-    for (int j = 1; j < cols; j++)
-        if (z[j] > zmax) zmax = z[j];
-    REAL sum = 0;
-    for (int j = 0; j < cols; j++) sum += exp(z[j] - zmax);
-    return zmax + log(sum);
-}
-
-/* g = (softmax(z) * weight - target) * scale for one row, target given as a dense row or as a
- * class index (target_row NULL). lse is the row's logsumexp; z and g may be the same row. */
-static void FBP(softmax_xent_grad_row)(int cols, const REAL *z, REAL lse, REAL weight,
-                                       const REAL *target_row, int64_t label, REAL scale,
-                                       REAL *g)
-{
-    for (int j = 0; j < cols; j++) {
-        const REAL p = exp(z[j] - lse);
-        const REAL t = target_row ? target_row[j] : (REAL)(j == label);
-        g[j] = scale * (p * weight - t);
-    }
-}
-
+FBP_DISPATCH
 double FBP(softmax_xent_labels)(int rows, int cols, const REAL *Z, const int64_t *labels,
                                 REAL *grad)
 {
@@ -71,15 +50,24 @@ double FBP(softmax_xent_labels)(int rows, int cols, const REAL *Z, const int64_t
     double total = 0;
     for (int r = 0; r < rows; r++) {
         const REAL *z = Z + (ptrdiff_t)r * cols;
-        const REAL lse = FBP(logsumexp_row)(cols, z);
-        total += (double)(lse - z[labels[r]]);
-        if (grad)
-            FBP(softmax_xent_grad_row)(cols, z, lse, (REAL)1, NULL, labels[r], scale,
-                                       grad + (ptrdiff_t)r * cols);
+        const int64_t label = labels[r];
+        const REAL zmax = FBP(row_max)(cols, z), z_label = z[label];
+        if (!grad) {
+            total += (double)(log(FBP(exp_sum)(cols, z, zmax)) + zmax - z_label);
+            continue;
+        }
+        /* g = (softmax(z) - onehot(label)) / rows, with the exps stored in g (g may be z) */
+        REAL *g = grad + (ptrdiff_t)r * cols;
+        const REAL sum = FBP(exp_shifted)(cols, z, zmax, g);
+        total += (double)(log(sum) + zmax - z_label);
+        const REAL weight = scale / sum;
+        for (int j = 0; j < cols; j++) g[j] *= weight;
+        g[label] -= scale;
     }
     return total / (double)rows;
 }
 
+FBP_DISPATCH
 double FBP(softmax_xent_probs)(int rows, int cols, const REAL *Z, const REAL *Y, REAL *grad)
 {
     const REAL scale = (REAL)(1.0 / (double)rows);
@@ -87,16 +75,20 @@ double FBP(softmax_xent_probs)(int rows, int cols, const REAL *Z, const REAL *Y,
     for (int r = 0; r < rows; r++) {
         const REAL *z = Z + (ptrdiff_t)r * cols;
         const REAL *y = Y + (ptrdiff_t)r * cols;
-        const REAL lse = FBP(logsumexp_row)(cols, z);
-        REAL ysum = 0, row_loss = 0;
+        const REAL zmax = FBP(row_max)(cols, z);
+        REAL ysum = 0, yz = 0;
         for (int j = 0; j < cols; j++) {
             ysum += y[j];
-            row_loss += y[j] * (lse - z[j]);
+            yz += y[j] * z[j];
         }
-        total += (double)row_loss;
-        if (grad)
-            FBP(softmax_xent_grad_row)(cols, z, lse, ysum, y, 0, scale,
-                                       grad + (ptrdiff_t)r * cols);
+        /* loss = sum_j y_j (logsumexp - z_j) = ysum * logsumexp - sum_j y_j z_j */
+        REAL *g = grad ? grad + (ptrdiff_t)r * cols : NULL;
+        const REAL sum = g ? FBP(exp_shifted)(cols, z, zmax, g) : FBP(exp_sum)(cols, z, zmax);
+        total += (double)(ysum * (log(sum) + zmax) - yz);
+        if (g) { /* g = (softmax(z) * ysum - y) / rows */
+            const REAL weight = scale * ysum / sum;
+            for (int j = 0; j < cols; j++) g[j] = g[j] * weight - scale * y[j];
+        }
     }
     return total / (double)rows;
 }

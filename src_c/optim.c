@@ -10,6 +10,7 @@
 #include "template.h"
 #else
 
+FBP_DISPATCH
 void FBP(sgd_step)(ptrdiff_t n, REAL *restrict param, const REAL *restrict grad,
                    REAL *restrict velocity, double lr, double momentum, int nesterov,
                    double weight_decay)
@@ -28,6 +29,7 @@ void FBP(sgd_step)(ptrdiff_t n, REAL *restrict param, const REAL *restrict grad,
     }
 }
 
+FBP_DISPATCH
 void FBP(adam_step)(ptrdiff_t n, REAL *restrict param, const REAL *restrict grad,
                     REAL *restrict m, REAL *restrict v, int64_t t, double lr, double beta1,
                     double beta2, double eps, double weight_decay, int decoupled)

@@ -1,0 +1,133 @@
+/* vecmath.h -- exp, expm1 and tanh written so that the compiler can vectorize the loops that
+ * call them. Included by the kernel files inside their template (REAL is float or double).
+ *
+ * Why by hand: libm's expf/exp/tanh are scalar calls, and a loop over them cannot be
+ * vectorized without -ffast-math (which would also break isfinite and NaN handling); in the
+ * softmax, sigmoid and tanh passes they cost more than the matrix products of a small network.
+ * These are branch-free (selects only) so that each loop compiles to SIMD code.
+ *
+ * exp(x) = 2^n * e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]; e^r by a
+ * polynomial: Cephes' minimax for float (max relative error about 2e-7), the Taylor series to
+ * r^13 for double (truncation below 1e-17 on that interval). Arguments are clamped to the
+ * range where 2^n is a normal number, so the result is 0 < exp(x) < inf for every finite x;
+ * NaN propagates. Measured against libm in tests/test_kernels.py. */
+#include <string.h>
+
+#ifndef FBP_VECMATH_CONSTANTS
+#define FBP_VECMATH_CONSTANTS
+#define FBP_LOG2E 1.4426950408889634
+/* ln 2 split in a part exact in few bits and the rest, for an exact n * ln2_hi */
+#define FBP_LN2_HI_F 0.693359375f
+#define FBP_LN2_LO_F -2.12194440e-4f
+#define FBP_LN2_HI_D 0.693147180369123816490
+#define FBP_LN2_LO_D 1.90821492927058770002e-10
+#endif
+
+/* 2^n for an integral n with -126 <= n <= 127 (float) or -1022 <= n <= 1023 (double),
+ * built from the exponent bits. */
+static inline REAL FBP(pow2i)(REAL n)
+{
+#if REAL_IS_DOUBLE
+    const int64_t bits = ((int64_t)n + 1023) << 52;
+    double out;
+#else
+    const int32_t bits = ((int32_t)n + 127) << 23;
+    float out;
+#endif
+    memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
+/* e^r - 1 for |r| <= ln2/2, as r + r^2 p(r): no cancellation for small r */
+static inline REAL FBP(expm1_reduced)(REAL r)
+{
+#if REAL_IS_DOUBLE
+    REAL p = 1.0 / 6227020800.0; /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    return p * r * r + r;
+#else
+    REAL p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    return p * r * r + r;
+#endif
+}
+
+static inline REAL FBP(exp_v)(REAL x)
+{
+#if REAL_IS_DOUBLE
+    const REAL lo = -708.0, hi = 709.0, ln2_hi = FBP_LN2_HI_D, ln2_lo = FBP_LN2_LO_D;
+    const REAL shifter = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
+#else
+    const REAL lo = -87.0f, hi = 88.0f, ln2_hi = FBP_LN2_HI_F, ln2_lo = FBP_LN2_LO_F;
+    const REAL shifter = 12582912.0f; /* 1.5 * 2^23 */
+#endif
+    const REAL xc = x < lo ? lo : (x > hi ? hi : x);
+    const REAL n = (xc * (REAL)FBP_LOG2E + shifter) - shifter;
+    const REAL r = (xc - n * ln2_hi) - n * ln2_lo;
+    const REAL y = (FBP(expm1_reduced)(r) + (REAL)1) * FBP(pow2i)(n);
+    return x == x ? y : x; /* NaN in, NaN out */
+}
+
+/* e^x - 1: the series near 0 (relative accuracy for tiny x), exp_v elsewhere */
+static inline REAL FBP(expm1_v)(REAL x)
+{
+    const REAL near = FBP(expm1_reduced)(x < (REAL)-0.34 ? (REAL)-0.34
+                                                         : (x > (REAL)0.34 ? (REAL)0.34 : x));
+    const REAL far = FBP(exp_v)(x) - (REAL)1;
+    return (x > (REAL)-0.34 && x < (REAL)0.34) ? near : far;
+}
+
+/* tanh(x) = sign(x) e / (e + 2), e = expm1(2|x|); |x| clamped at 20, where tanh is 1 in double */
+static inline REAL FBP(tanh_v)(REAL x)
+{
+    const REAL ax = x < 0 ? -x : x;
+    const REAL e = FBP(expm1_v)((REAL)2 * (ax > (REAL)20 ? (REAL)20 : ax));
+    const REAL t = e / (e + (REAL)2);
+    return x < 0 ? -t : (x == x ? t : x);
+}
+
+/* 1 / (1 + e^-x) */
+static inline REAL FBP(sigmoid_v)(REAL x) { return (REAL)1 / ((REAL)1 + FBP(exp_v)(-x)); }
+
+/* The largest entry of a row (softmax and logsumexp subtract it so exp never overflows). */
+static inline REAL FBP(row_max)(int cols, const REAL *z)
+{
+    REAL zmax = z[0];
+    for (int j = 1; j < cols; j++) zmax = z[j] > zmax ? z[j] : zmax;
+    return zmax;
+}
+
+/* e_j = exp(z_j - shift) for one row; returns sum_j e_j. e may be z. */
+static inline REAL FBP(exp_shifted)(int cols, const REAL *z, REAL shift, REAL *e)
+{
+    REAL sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < cols; j++) {
+        e[j] = FBP(exp_v)(z[j] - shift);
+        sum += e[j];
+    }
+    return sum;
+}
+
+/* sum_j exp(z_j - shift) for one row, nothing stored. */
+static inline REAL FBP(exp_sum)(int cols, const REAL *z, REAL shift)
+{
+    REAL sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < cols; j++) sum += FBP(exp_v)(z[j] - shift);
+    return sum;
+}
