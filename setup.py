@@ -31,7 +31,7 @@ class BuildExt(build_ext):
 extension = Extension(
     "fastbp._core",
     sources=["fastbp/_core.pyx"] + [os.path.join("src_c", name) for name in C_SOURCES],
-    depends=[os.path.join("src_c", name) for name in ("fastbp.h", "kernels.h", "template.h")],
+    depends=[os.path.join("src_c", name) for name in ("fastbp.h", "kernels.h", "template.h", "vecmath.h")],
     include_dirs=[numpy.get_include(), "src_c"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )

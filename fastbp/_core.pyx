@@ -204,7 +204,7 @@ cdef class Network:
         """Train one epoch on the rows perm of (X, targets). Returns (mean loss, samples trained).
 
         perm must hold indices in [0, len(X)) (the caller builds it); the epoch stops before
-        the step of the first batch whose loss is not finite."""
+        the step of the first batch whose loss or gradient is not finite."""
         cdef Py_ssize_t n_rows = self._check_inputs(X)
         _check(perm, "perm", np.int64, (perm.shape[0],))
         if batch_size < 1:

@@ -20,9 +20,9 @@ class Loss:
                 f"loss {self.name!r} needs a last layer with activation in "
                 f"{list(self.output_activations)}, got {activation!r}: {self.advice}")
 
-    def prepare_targets(self, y, n_samples, n_outputs, dtype, name="y"):
-        """Check y against n_samples predictions of n_outputs values; return the array the C
-        loss takes."""
+    def prepare_targets(self, y, n_samples, n_outputs, dtype, name="y", name_X="X"):
+        """Check y against n_samples predictions of n_outputs values (from the array called
+        name_X); return the array the C loss takes."""
         y = as_real_array(y, name, dtype)
         if y.ndim == 1 and n_outputs == 1:
             y = y.reshape(-1, 1)
@@ -30,7 +30,7 @@ class Loss:
             raise ValueError(
                 f"{name} must have shape (n_samples, {n_outputs})"
                 + (" or (n_samples,)" if n_outputs == 1 else "") + f", got {y.shape}")
-        _check_length(y, n_samples, name)
+        _check_length(y, n_samples, name, name_X)
         check_finite(y, name)
         return y
 
@@ -38,9 +38,9 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
-def _check_length(y, n_samples, name):
+def _check_length(y, n_samples, name, name_X):
     if y.shape[0] != n_samples:
-        raise ValueError(f"{name} has {y.shape[0]} samples but X has {n_samples}")
+        raise ValueError(f"{name} has {y.shape[0]} samples but {name_X} has {n_samples}")
 
 
 class MeanSquaredError(Loss):
@@ -60,8 +60,8 @@ class BinaryCrossentropy(Loss):
     output_activations = ("sigmoid", "identity")
     advice = "use activation='sigmoid' (or None for logits) on the output layer"
 
-    def prepare_targets(self, y, n_samples, n_outputs, dtype, name="y"):
-        y = super().prepare_targets(y, n_samples, n_outputs, dtype, name)
+    def prepare_targets(self, y, n_samples, n_outputs, dtype, name="y", name_X="X"):
+        y = super().prepare_targets(y, n_samples, n_outputs, dtype, name, name_X)
         if ((y < 0) | (y > 1)).any():
             raise ValueError(f"{name} must hold targets in [0, 1] for binary_crossentropy")
         return y
@@ -79,11 +79,11 @@ class CategoricalCrossentropy(Loss):
     output_activations = ("softmax", "identity")
     advice = "use activation='softmax' (or None for logits) on the output layer"
 
-    def prepare_targets(self, y, n_samples, n_outputs, dtype, name="y"):
+    def prepare_targets(self, y, n_samples, n_outputs, dtype, name="y", name_X="X"):
         arr = np.asarray(y) if y is not None else None
         if arr is not None and arr.ndim == 1:
-            return _class_indices(arr, n_samples, n_outputs, name)
-        y = super().prepare_targets(y, n_samples, n_outputs, dtype, name)
+            return _class_indices(arr, n_samples, n_outputs, name, name_X)
+        y = super().prepare_targets(y, n_samples, n_outputs, dtype, name, name_X)
         if (y < 0).any() or not np.allclose(y.sum(axis=1), 1.0, rtol=0, atol=1e-3):
             raise ValueError(
                 f"{name} rows must be one-hot or probabilities (non-negative, summing to 1); "
@@ -91,11 +91,11 @@ class CategoricalCrossentropy(Loss):
         return y
 
 
-def _class_indices(y, n_samples, n_classes, name):
+def _class_indices(y, n_samples, n_classes, name, name_X):
     """y as int64 class indices in [0, n_classes)."""
     if y.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold integer class indices, got dtype {y.dtype}")
-    _check_length(y, n_samples, name)
+    _check_length(y, n_samples, name, name_X)
     if y.dtype.kind == "f":
         check_finite(y, name)
         if (y != np.round(y)).any():

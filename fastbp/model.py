@@ -63,6 +63,9 @@ class Sequential:
         if not isinstance(layers, (list, tuple)) or not layers:
             raise TypeError("layers must be a non-empty list of Dense layers")
         for i, layer in enumerate(layers):
+            if any(layer is other for other in layers[:i]):
+                raise ValueError(f"layers[{i}] is the same Dense object as an earlier layer; "
+                                 "each position needs its own layer")
             if not isinstance(layer, Dense):
                 raise TypeError(f"layers[{i}] must be a Dense layer, got {type(layer).__name__}")
             if getattr(layer, "_model", None) is not None:
@@ -73,9 +76,7 @@ class Sequential:
                 raise ValueError(
                     f"layers[{i}].in_features is {layers[i].in_features} but layers[{i - 1}] "
                     f"has out_features {layers[i - 1].out_features}")
-        if str(dtype) not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.dtype = np.dtype(dtype)
+        self.dtype = _model_dtype(dtype)
         self.layers = list(layers)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -173,7 +174,7 @@ class Sequential:
     def _prepare(self, X, y, name_X="X", name_y="y"):
         X = as_samples(X, name_X, self.dtype, self.layers[0].in_features)
         y = self.loss.prepare_targets(y, X.shape[0], self.layers[-1].out_features, self.dtype,
-                                      name_y)
+                                      name_y, name_X)
         return X, y
 
     def _prepare_validation(self, X, y, validation_data, validation_split):
@@ -226,7 +227,7 @@ class Sequential:
             raise TypeError(f"shuffle must be a bool, got {type(shuffle).__name__}")
         validation_split = check_float(validation_split, "validation_split", 0, 1,
                                        high_open=True)
-        verbose = check_int(verbose, "verbose", 0)
+        verbose = check_int(int(verbose) if isinstance(verbose, bool) else verbose, "verbose", 0)
         X, y = self._prepare(X, y)
         X, y, X_val, y_val = self._prepare_validation(X, y, validation_data, validation_split)
         with self._exclusive():
@@ -235,7 +236,8 @@ class Sequential:
     def _train(self, X, y, X_val, y_val, epochs, batch_size, shuffle, verbose):
         network, history = self._network, History()
         self.optimizer._configure(network)
-        network.reserve(min(batch_size, X.shape[0]))
+        batch_size = min(batch_size, X.shape[0])  # a larger batch is one full batch
+        network.reserve(batch_size)
         out_train = np.empty((X.shape[0], self.layers[-1].out_features), self.dtype) \
             if self.metrics else None
         out_val = None if X_val is None else np.empty(
@@ -249,9 +251,9 @@ class Sequential:
             if n_trained < X.shape[0]:
                 history._record(epoch, logs)
                 warnings.warn(
-                    f"training stopped in epoch {epoch + 1}: the loss became {loss} after "
-                    f"{n_trained} of {X.shape[0]} samples; the weights are those before the "
-                    "failing step. Lower the learning rate or check the data scale.",
+                    f"training stopped in epoch {epoch + 1}: the loss or its gradient became "
+                    f"{loss} after {n_trained} of {X.shape[0]} samples; the weights are those "
+                    "before the failing step. Lower the learning rate or check the data scale.",
                     RuntimeWarning, stacklevel=3)
                 break
             if self.metrics:
@@ -311,6 +313,17 @@ class Sequential:
     def __repr__(self):
         body = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{body}], dtype={self.dtype.name!r})"
+
+
+def _model_dtype(dtype):
+    """np.dtype of a model: float32 or float64, given as a string, numpy type or dtype."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in (np.float32, np.float64) or dtype is None:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
 
 
 class _Exclusive:

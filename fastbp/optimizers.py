@@ -5,6 +5,13 @@ from ._validation import check_float
 
 
 class Optimizer:
+    """Base class. Subclasses validate their hyper-parameters in ``_validate``, which runs at
+    construction and again whenever a model hands them to C (so ``opt.lr = -1`` after compile
+    is caught by the next fit, not trained on)."""
+
+    def _validate(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _configure(self, network):  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -35,16 +42,21 @@ class SGD(Optimizer):
     """
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
-        self.lr = check_float(lr, "lr", 0, low_open=True)
-        self.momentum = check_float(momentum, "momentum", 0, 1, high_open=True)
-        if not isinstance(nesterov, bool):
-            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
-        if nesterov and self.momentum == 0:
+        self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, \
+            weight_decay
+        self._validate()
+
+    def _validate(self):
+        self.lr = check_float(self.lr, "lr", 0, low_open=True)
+        self.momentum = check_float(self.momentum, "momentum", 0, 1, high_open=True)
+        if not isinstance(self.nesterov, bool):
+            raise TypeError(f"nesterov must be a bool, got {type(self.nesterov).__name__}")
+        if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
-        self.nesterov = nesterov
-        self.weight_decay = check_float(weight_decay, "weight_decay", 0)
+        self.weight_decay = check_float(self.weight_decay, "weight_decay", 0)
 
     def _configure(self, network):
+        self._validate()
         network.set_optimizer("sgd", lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
                               weight_decay=self.weight_decay)
 
@@ -69,17 +81,22 @@ class Adam(Optimizer):
     default_weight_decay = 0.0
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=None):
-        self.lr = check_float(lr, "lr", 0, low_open=True)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair of floats, got {betas!r}")
-        self.betas = (check_float(betas[0], "betas[0]", 0, 1, high_open=True),
-                      check_float(betas[1], "betas[1]", 0, 1, high_open=True))
-        self.eps = check_float(eps, "eps", 0, low_open=True)
         if weight_decay is None:
             weight_decay = self.default_weight_decay
-        self.weight_decay = check_float(weight_decay, "weight_decay", 0)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self._validate()
+
+    def _validate(self):
+        self.lr = check_float(self.lr, "lr", 0, low_open=True)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise TypeError(f"betas must be a pair of floats, got {self.betas!r}")
+        self.betas = (check_float(self.betas[0], "betas[0]", 0, 1, high_open=True),
+                      check_float(self.betas[1], "betas[1]", 0, 1, high_open=True))
+        self.eps = check_float(self.eps, "eps", 0, low_open=True)
+        self.weight_decay = check_float(self.weight_decay, "weight_decay", 0)
 
     def _configure(self, network):
+        self._validate()
         network.set_optimizer("adam", lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
                               eps=self.eps, weight_decay=self.weight_decay,
                               decoupled_weight_decay=self.decoupled)

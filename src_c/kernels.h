@@ -82,8 +82,8 @@ void FBP(optimizer_step)(fbp_optimizer *opt, ptrdiff_t n, REAL *param, const REA
  * X is n_rows x sizes[0]; targets are Y (n_rows x target width) or labels (n_rows) for
  * FBP_CCE_LABELS. perm holds n indices into X's rows (n may be less than n_rows).
  * Returns the mean training loss over the samples trained. Stops before the step of the first
- * batch whose loss is not finite and returns that loss; *n_trained receives the number of
- * samples trained (n when the epoch completed). */
+ * batch whose loss is not finite or whose gradient holds an entry that is not finite or exceeds
+ * sqrt(largest REAL) (divergence), and returns that loss (NaN if only the gradient failed); *n_trained receives the number of samples trained (n when the epoch completed). */
 double FBP(train_epoch)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, const REAL *Y,
                         const int64_t *labels, const int64_t *perm, ptrdiff_t n, int batch_size,
                         ptrdiff_t *n_trained);

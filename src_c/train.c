@@ -138,6 +138,23 @@ double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, cons
     return loss;
 }
 
+/* 1 when every gradient is finite and at most sqrt(largest REAL) in magnitude (about 1.8e19 in
+ * float32, 1.3e154 in double). A larger gradient means training has diverged; stopping there
+ * also keeps lr * g from overflowing in the update, which would write inf into the weights. */
+FBP_DISPATCH
+static int FBP(gradients_sane)(ptrdiff_t n, const REAL *g)
+{
+#if REAL_IS_DOUBLE
+    const REAL limit = 1.3407807929942596e154;
+#else
+    const REAL limit = 1.8446742974197924e19f;
+#endif
+    int bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (ptrdiff_t i = 0; i < n; i++) bad |= !(fabs(g[i]) <= limit); /* NaN fails too */
+    return !bad;
+}
+
 /* Copy the rows idx[0..rows) of src (width cols) into dst, contiguously. */
 static void FBP(gather_rows)(int rows, int cols, const REAL *src, const int64_t *idx, REAL *dst)
 {
@@ -164,9 +181,11 @@ double FBP(train_epoch)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, c
         else
             FBP(gather_rows)(rows, k, Y, idx, Yb);
         const double loss = FBP(loss_and_grad)(net, Xb, Yb, net->batch_labels, rows);
-        if (!isfinite(loss)) { /* stop before a step that would spread inf/NaN into weights */
+        /* Stop before a step that would write inf/NaN into the weights. The loss is summed in
+         * double, so in float32 it can be finite while a gradient has overflowed: check both. */
+        if (!isfinite(loss) || !FBP(gradients_sane)(n_params, (const REAL *)net->grads)) {
             *n_trained = start;
-            return loss;
+            return isfinite(loss) ? NAN : loss;
         }
         FBP(optimizer_step)(opt, n_params, (REAL *)net->params, (const REAL *)net->grads);
         total += loss * rows;

@@ -8,9 +8,9 @@
  *
  * exp(x) = 2^n * e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]; e^r by a
  * polynomial: Cephes' minimax for float (max relative error about 2e-7), the Taylor series to
- * r^13 for double (truncation below 1e-17 on that interval). Arguments are clamped to the
- * range where 2^n is a normal number, so the result is 0 < exp(x) < inf for every finite x;
- * NaN propagates. Measured against libm in tests/test_kernels.py. */
+ * r^13 for double (truncation below 1e-17 on that interval). Within the range where 2^n is a
+ * normal number the result is computed; below it is 0 and above it inf (where the true value
+ * is a denormal or overflows); NaN propagates. */
 #include <string.h>
 
 #ifndef FBP_VECMATH_CONSTANTS
@@ -79,7 +79,8 @@ static inline REAL FBP(exp_v)(REAL x)
     const REAL n = (xc * (REAL)FBP_LOG2E + shifter) - shifter;
     const REAL r = (xc - n * ln2_hi) - n * ln2_lo;
     const REAL y = (FBP(expm1_reduced)(r) + (REAL)1) * FBP(pow2i)(n);
-    return x == x ? y : x; /* NaN in, NaN out */
+    /* beyond the clamps the true result underflows to 0 or overflows to inf; NaN stays NaN */
+    return x < lo ? (REAL)0 : (x > hi ? (REAL)INFINITY : (x == x ? y : x));
 }
 
 /* e^x - 1: the series near 0 (relative accuracy for tiny x), exp_v elsewhere */

@@ -1,5 +1,5 @@
-"""fastbp.layers.Dense: attributes, initialisation (He uniform for the ReLU family, Glorot
-uniform otherwise, zero biases) and each activation's values, checked against math-module
+"""fastbp.layers.Dense: attributes, initialisation (Glorot uniform by default, He uniform and
+torch's default by init=) and each activation's values, checked against math-module
 values through a one-unit layer with W = 1, b = 0."""
 import math
 
@@ -34,18 +34,27 @@ def test_views_appear_when_the_layer_joins_a_model():
     assert model.layers == [first, second]
 
 
+FAN_IN, FAN_OUT = 300, 200
+LIMITS = {
+    "glorot_uniform": math.sqrt(6 / (FAN_IN + FAN_OUT)),  # variance 2 / (in + out)
+    "he_uniform": math.sqrt(6 / FAN_IN),  # variance 2 / fan_in
+    "torch": 1 / math.sqrt(FAN_IN),  # torch.nn.Linear's kaiming_uniform(a=sqrt(5))
+}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_initialisation_bounds(activation, dtype):
-    fan_in, fan_out = 300, 200
-    model = fb.Sequential([fb.Dense(fan_in, fan_out, activation=activation)], dtype=dtype,
-                          seed=0)
+@pytest.mark.parametrize("init", [None] + sorted(LIMITS))
+def test_initialisation_bounds(init, activation, dtype):
+    kwargs = {} if init is None else {"init": init}
+    model = fb.Sequential([fb.Dense(FAN_IN, FAN_OUT, activation=activation, **kwargs)],
+                          dtype=dtype, seed=0)
     W, b = model.get_weights()
-    if activation in ("relu", "leaky_relu"):
-        limit = math.sqrt(6 / fan_in)  # He uniform: variance 2 / fan_in
+    limit = LIMITS[init or "glorot_uniform"]
+    if init == "torch":  # torch draws biases from the same interval
+        assert np.abs(b).max() <= limit and np.abs(b).max() > 0.9 * limit
     else:
-        limit = math.sqrt(6 / (fan_in + fan_out))  # Glorot uniform: variance 2 / (in + out)
-    np.testing.assert_array_equal(b, 0)
+        np.testing.assert_array_equal(b, 0)
     assert np.abs(W).max() <= limit
     assert np.abs(W).max() > 0.999 * limit  # 60 000 draws fill the interval
     assert abs(W.mean()) < 0.01 * limit
@@ -70,7 +79,12 @@ def test_reset_parameters_redraws_and_zeroes_biases():
     np.testing.assert_array_equal(fresh[1], 0)
     np.testing.assert_array_equal(fresh[3], 0)
     assert not np.array_equal(fresh[0], trained[0])
-    assert np.abs(fresh[0]).max() <= math.sqrt(6 / 4)
+    assert np.abs(fresh[0]).max() <= math.sqrt(6 / (4 + 3))
+
+
+def test_unknown_init_is_rejected():
+    with pytest.raises(ValueError, match="init must be one of"):
+        fb.Dense(2, 2, init="zeros")
 
 
 def unit(activation, dtype, slope=0.01):

@@ -208,9 +208,6 @@ def test_recompiling_with_another_optimizer_switches_the_rule():
         np.testing.assert_allclose(w, r, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "BUG: hyper-parameters are validated only in __init__; assigning model.optimizer.lr = -5 "
-    "after compile is accepted and fit then runs gradient ascent without a word"))
 def test_hyper_parameter_changed_after_construction_is_checked():
     model, X, y = problem("float64")
     model.compile(loss="categorical_crossentropy", optimizer=fb.SGD(lr=0.1))

@@ -245,9 +245,6 @@ def test_bad_call_raises_before_any_change(kind, call, exc, match, dtype):
     assert_trains(model, kind)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG (message): a validation_data length mismatch is reported as '... but X has n' "
-    "although X is fine; it is validation_data[0]"))
 def test_validation_data_length_message_names_validation_x():
     model = trained_model("mse")
     with pytest.raises(ValueError, match=r"validation_data\[1\] has 4 samples but "
@@ -256,9 +253,6 @@ def test_validation_data_length_message_names_validation_x():
                   verbose=0)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "BUG: a batch_size above 2**31 - 1 passes validation and then fails in the Cython call "
-    "with a bare OverflowError"))
 def test_huge_batch_size_is_one_full_batch():
     model = trained_model("mse")
     reference = trained_model("mse")
@@ -298,10 +292,6 @@ def test_dense_layer_reused_in_a_second_model():
         np.testing.assert_array_equal(w0, w1)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "BUG: the same Dense object twice in ONE layer list is accepted; both entries get bound "
-    "to the views of the later position, so the first layer's weights are never initialised "
-    "(stay 0) and unreachable"))
 def test_same_dense_twice_in_one_model_is_rejected():
     layer = fb.Dense(3, 3, activation="tanh")
     with pytest.raises(ValueError, match=r"layers\[1\]"):
@@ -336,9 +326,6 @@ def test_bad_dtype(dtype):
         fb.Sequential([fb.Dense(2, 2)], dtype=dtype)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG (usability): dtype=np.float32 / np.float64 (the numpy types every numpy user "
-    "passes) is rejected; only the strings and np.dtype objects are accepted"))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_numpy_dtype_types_accepted(dtype):
     model = fb.Sequential([fb.Dense(2, 2)], dtype=dtype)
