@@ -311,3 +311,451 @@ cdef class Network:
                                            <const float *>self.net.grads)
         finally:
             self.busy = False
+
+
+# ---- kernel wrappers for fastbp.ops ----
+# One `def` per kernel family, named as in fastbp.ops and with its argument names, so that the
+# messages raised here read right to the user. fastbp.ops converts the user's inputs (copies of
+# non-contiguous or integer arrays), validates scalars, maps names to codes and allocates
+# results; this section checks, on the exact arrays handed to C, everything memory safety needs:
+# dtype (float32/float64, native byte order, one dtype per call), C-contiguity, alignment,
+# writability of outputs, shapes, sizes that fit the kernels' `int`, the overlaps each kernel's
+# aliasing rule forbids (src_c/kernels.h) and class labels in range. Everything is checked
+# before anything is written; then the kernel runs with the GIL released. The `cdef` helpers
+# are fused over `floating` (one source for float and double), `noexcept nogil`, and handle the
+# zero-size cases the kernels do not (BLAS rejects a leading dimension of 0; softmax and
+# logsumexp read element 0 of each row).
+from cython cimport floating
+from libc.limits cimport INT_MAX
+from libc.stdint cimport uintptr_t
+from libc.string cimport memmove, memset
+
+_DTYPE_NAMES = {cnp.NPY_FLOAT: "float32", cnp.NPY_DOUBLE: "float64"}
+
+
+def _require(a, str name, int typenum, bint writable=False, str dtype_from=None):
+    """Raise unless `a` is a C-contiguous, aligned, native-endian ndarray of `typenum`
+    (writable if asked); `typenum` -1 accepts float32 or float64. Returns the typenum."""
+    if not isinstance(a, cnp.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if (t != typenum and not (typenum == -1 and t in _DTYPE_NAMES)) \
+            or not cnp.PyArray_ISNOTSWAPPED(arr):
+        if typenum == -1:
+            raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+        why = f" (the dtype of {dtype_from})" if dtype_from else ""
+        raise TypeError(f"{name} must have dtype {_DTYPE_NAMES[typenum]}{why}, got {a.dtype}")
+    if writable and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name} is read-only, but it is written in place")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        if writable:
+            raise ValueError(f"{name} must be C-contiguous: it is written in place, and a "
+                             "non-contiguous or Fortran-order array cannot be (pass a "
+                             "C-contiguous array, e.g. from np.empty or np.zeros)")
+        raise ValueError(f"{name} must be C-contiguous")
+    if not cnp.PyArray_ISALIGNED(arr):
+        raise ValueError(f"{name} must be aligned to its dtype (arrays numpy allocates are)")
+    return t
+
+
+def _require_shape(a, str name, tuple shape):
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+
+
+def _require_int(Py_ssize_t value, str what):
+    if value > INT_MAX:
+        raise ValueError(f"{what} is {value}, more than the kernels' limit {INT_MAX}; "
+                         "split the array into smaller batches")
+
+
+cdef inline bint _spans_overlap(uintptr_t a, uintptr_t na, uintptr_t b,
+                                uintptr_t nb) noexcept nogil:
+    """Whether the byte ranges [a, a + na) and [b, b + nb) intersect (empty ones never do)."""
+    return na > 0 and nb > 0 and a < b + nb and b < a + na
+
+
+def _overlap(cnp.ndarray a, cnp.ndarray b):
+    """Whether two C-contiguous arrays share a byte: exact for contiguous arrays, which each
+    span one interval (empty arrays share nothing, as np.shares_memory says)."""
+    return _spans_overlap(<uintptr_t>cnp.PyArray_DATA(a), <uintptr_t>cnp.PyArray_NBYTES(a),
+                          <uintptr_t>cnp.PyArray_DATA(b), <uintptr_t>cnp.PyArray_NBYTES(b))
+
+
+def _same_memory(cnp.ndarray a, cnp.ndarray b):
+    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b)
+            and cnp.PyArray_NBYTES(a) == cnp.PyArray_NBYTES(b))
+
+
+def _require_disjoint(cnp.ndarray a, str name_a, cnp.ndarray b, str name_b):
+    if _overlap(a, b):
+        raise ValueError(f"{name_a} and {name_b} must not share memory")
+
+
+def _rows_cols(cnp.ndarray a, bint last_axis):
+    """(rows, cols) of `a` seen as a matrix: the last axis as columns when `last_axis`
+    (row-wise operations), else one column (element-wise operations). 0-d is one element."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a), rows = 1, k
+    if not last_axis:
+        return n, 1
+    for k in range(a.ndim - 1):
+        rows *= a.shape[k]
+    return rows, (a.shape[a.ndim - 1] if a.ndim else 1)
+
+
+cdef void _activation_forward(int act, double slope, Py_ssize_t rows, Py_ssize_t cols,
+                              floating *Z) noexcept nogil:
+    """Z = act(Z) in place, rows x cols, in chunks of at most INT_MAX rows (cols <= INT_MAX)."""
+    cdef Py_ssize_t start = 0, chunk
+    if cols == 0:
+        return
+    while start < rows:
+        chunk = rows - start if rows - start < INT_MAX else INT_MAX
+        if floating is float:
+            fbp_activation_forward_f32(act, slope, <int>chunk, <int>cols, Z + start * cols)
+        else:
+            fbp_activation_forward_f64(act, slope, <int>chunk, <int>cols, Z + start * cols)
+        start += chunk
+
+
+cdef void _activation_backward(int act, double slope, Py_ssize_t rows, Py_ssize_t cols,
+                               const floating *A, floating *dA) noexcept nogil:
+    """dA = dA * act'(A) in place, rows x cols, in chunks of at most INT_MAX rows."""
+    cdef Py_ssize_t start = 0, chunk
+    if cols == 0:
+        return
+    while start < rows:
+        chunk = rows - start if rows - start < INT_MAX else INT_MAX
+        if floating is float:
+            fbp_activation_backward_f32(act, slope, <int>chunk, <int>cols, A + start * cols,
+                                        dA + start * cols)
+        else:
+            fbp_activation_backward_f64(act, slope, <int>chunk, <int>cols, A + start * cols,
+                                        dA + start * cols)
+        start += chunk
+
+
+def activation_forward(Z, out, int act, double slope):
+    """out = act(Z), row-wise over the last axis for softmax. out may be Z or overlap it."""
+    cdef int t = _require(Z, "Z", -1)
+    _require(out, "out", t, True, "Z")
+    _require_shape(out, "out", Z.shape)
+    rows, cols = _rows_cols(Z, act == FBP_SOFTMAX)
+    _require_int(cols, "the length of the last axis")
+    cdef Py_ssize_t r = rows, c = cols
+    cdef void *z = _data(Z)
+    cdef void *o = _data(out)
+    cdef size_t nbytes = cnp.PyArray_NBYTES(Z)
+    with nogil:
+        if o != z:
+            memmove(o, z, nbytes)
+        if t == cnp.NPY_DOUBLE:
+            _activation_forward(act, slope, r, c, <double *>o)
+        else:
+            _activation_forward(act, slope, r, c, <float *>o)
+    return out
+
+
+def activation_backward(A, dA, out, int act, double slope):
+    """out = dA * act'(A) (softmax: the row-wise Jacobian-vector product). out may be dA or
+    overlap it; it must not overlap A."""
+    cdef int t = _require(A, "A", -1)
+    _require(dA, "dA", t, False, "A")
+    _require(out, "out", t, True, "A")
+    _require_shape(dA, "dA", A.shape)
+    _require_shape(out, "out", A.shape)
+    if _overlap(out, A):
+        raise ValueError("out must not share memory with A (A is read while out is written); "
+                         "out may be dA")
+    rows, cols = _rows_cols(A, act == FBP_SOFTMAX)
+    _require_int(cols, "the length of the last axis")
+    cdef Py_ssize_t r = rows, c = cols
+    cdef const void *a = _data(A)
+    cdef void *g = _data(dA)
+    cdef void *o = _data(out)
+    cdef size_t nbytes = cnp.PyArray_NBYTES(A)
+    with nogil:
+        if o != g:
+            memmove(o, g, nbytes)
+        if t == cnp.NPY_DOUBLE:
+            _activation_backward(act, slope, r, c, <const double *>a, <double *>o)
+        else:
+            _activation_backward(act, slope, r, c, <const float *>a, <float *>o)
+    return out
+
+
+cdef double _loss(int loss, int rows, int cols, const floating *Z, const floating *Y,
+                  const int64_t *labels, floating *grad) noexcept nogil:
+    if floating is float:
+        if loss == FBP_MSE:
+            return fbp_mse_f32(rows, cols, Z, Y, grad)
+        if loss == FBP_BCE:
+            return fbp_bce_logits_f32(rows, cols, Z, Y, grad)
+        if loss == FBP_CCE_LABELS:
+            return fbp_softmax_xent_labels_f32(rows, cols, Z, labels, grad)
+        return fbp_softmax_xent_probs_f32(rows, cols, Z, Y, grad)
+    else:
+        if loss == FBP_MSE:
+            return fbp_mse_f64(rows, cols, Z, Y, grad)
+        if loss == FBP_BCE:
+            return fbp_bce_logits_f64(rows, cols, Z, Y, grad)
+        if loss == FBP_CCE_LABELS:
+            return fbp_softmax_xent_labels_f64(rows, cols, Z, labels, grad)
+        return fbp_softmax_xent_probs_f64(rows, cols, Z, Y, grad)
+
+
+def _loss_call(int loss, str input_name, Z, target, out):
+    """Shared by the loss wrappers: check, then (mean loss, out) with out = d(loss)/d(Z).
+    out may be Z itself (each element is read before it is written) but not overlap it
+    otherwise; out must not overlap the target. An empty input gives NaN, the mean of
+    nothing (as numpy and torch)."""
+    cdef int t = _require(Z, input_name, -1)
+    cdef bint labels = loss == FBP_CCE_LABELS
+    _require(out, "out", t, True, input_name)
+    _require_shape(out, "out", Z.shape)
+    if labels:
+        _require(target, "target", cnp.NPY_INT64)
+        _require_shape(target, "target", Z.shape[:1])
+    else:
+        _require(target, "target", t, False, input_name)
+        _require_shape(target, "target", Z.shape)
+    if _overlap(out, Z) and not _same_memory(out, Z):
+        raise ValueError(f"out must be {input_name} itself or not share memory with it")
+    if _overlap(out, target):
+        raise ValueError("out must not share memory with target")
+    rows, cols = _rows_cols(Z, True)
+    _require_int(rows, "the number of rows")
+    _require_int(cols, "the number of columns")
+    cdef int r = rows, c = cols, i
+    if loss in (FBP_CCE_LABELS, FBP_CCE_PROBS) and c == 0 and r > 0:
+        raise ValueError(f"{input_name} must have at least one column (class)")
+    cdef const int64_t *lab = NULL
+    if labels:
+        lab = <const int64_t *>_data(target)
+        for i in range(r):
+            if lab[i] < 0 or lab[i] >= c:
+                raise ValueError(
+                    f"target holds class labels out of range: expected integers in [0, {c}) "
+                    f"for {c} classes, got target[{i}] = {lab[i]}")
+    if r == 0 or c == 0:
+        return float("nan"), out
+    cdef const void *z = _data(Z)
+    cdef const void *y = NULL if labels else _data(target)
+    cdef void *o = _data(out)
+    cdef double value
+    with nogil:
+        if t == cnp.NPY_DOUBLE:
+            value = _loss(loss, r, c, <const double *>z, <const double *>y, lab, <double *>o)
+        else:
+            value = _loss(loss, r, c, <const float *>z, <const float *>y, lab, <float *>o)
+    return value, out
+
+
+def mse(pred, target, out):
+    """mean((pred - target)**2) and its gradient 2 (pred - target) / size, into out."""
+    return _loss_call(FBP_MSE, "pred", pred, target, out)
+
+
+def bce_logits(logits, target, out):
+    """Binary cross-entropy of sigmoid(logits), mean over elements, and its gradient."""
+    return _loss_call(FBP_BCE, "logits", logits, target, out)
+
+
+def softmax_xent_labels(logits, target, out):
+    """Softmax cross-entropy against int64 class indices, mean over rows, and its gradient."""
+    return _loss_call(FBP_CCE_LABELS, "logits", logits, target, out)
+
+
+def softmax_xent_probs(logits, target, out):
+    """Softmax cross-entropy against target rows (one-hot / probabilities) and its gradient."""
+    return _loss_call(FBP_CCE_PROBS, "logits", logits, target, out)
+
+
+cdef void _dense_forward(Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, const floating *X,
+                         const floating *W, const floating *b, int act, double slope,
+                         floating *Y) noexcept nogil:
+    """Y = act(X.W + b). With n_in == 0 there is no product (and BLAS would reject the
+    leading dimension 0): Y = act(b) on every row."""
+    cdef Py_ssize_t r, j
+    if rows == 0 or n_out == 0:
+        return
+    if n_in == 0:
+        for r in range(rows):
+            for j in range(n_out):
+                Y[r * n_out + j] = b[j]
+        _activation_forward(act, slope, rows, n_out, Y)
+    elif floating is float:
+        fbp_dense_forward_f32(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, b, act, slope, Y)
+    else:
+        fbp_dense_forward_f64(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, b, act, slope, Y)
+
+
+cdef void _dense_backward(Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, const floating *X,
+                          const floating *W, const floating *dZ, floating *dW, floating *db,
+                          floating *dX) noexcept nogil:
+    """dW = X^T.dZ, db = column sums of dZ, dX = dZ.W^T (dX may be NULL). When a size is 0
+    the products are sums over nothing (zeros) or empty, computed without BLAS."""
+    cdef Py_ssize_t r, j
+    if rows == 0 or n_in == 0 or n_out == 0:
+        memset(dW, 0, <size_t>(n_in * n_out) * sizeof(floating))
+        memset(db, 0, <size_t>n_out * sizeof(floating))
+        if dX != NULL:
+            memset(dX, 0, <size_t>(rows * n_in) * sizeof(floating))
+        for r in range(rows):
+            for j in range(n_out):
+                db[j] += dZ[r * n_out + j]
+    elif floating is float:
+        fbp_dense_backward_f32(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, dZ, dW, db, dX)
+    else:
+        fbp_dense_backward_f64(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, dZ, dW, db, dX)
+
+
+def _bias_shape_ok(b, Py_ssize_t n_out):
+    return b.shape == (n_out,) or b.shape == (1, n_out)
+
+
+def dense_forward(X, W, b, int act, double slope, out):
+    """out = act(X.W + b); X (rows, in), W (in, out), b (out,) or (1, out), out (rows, out).
+    out must not overlap X, W or b."""
+    cdef int t = _require(W, "W", -1)
+    _require(X, "X", t, False, "W")
+    _require(b, "b", t, False, "W")
+    _require(out, "out", t, True, "W")
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-d (in_features, out_features), got shape {W.shape}")
+    n_in, n_out = W.shape
+    if X.ndim != 2 or X.shape[1] != n_in:
+        raise ValueError(f"X must have shape (n_samples, {n_in}) to match W {W.shape}, "
+                         f"got {X.shape}")
+    if not _bias_shape_ok(b, n_out):
+        raise ValueError(f"b must have shape ({n_out},) or (1, {n_out}) to match W {W.shape}, "
+                         f"got {b.shape}")
+    rows = X.shape[0]
+    _require_shape(out, "out", (rows, n_out))
+    for other, name in ((X, "X"), (W, "W"), (b, "b")):
+        _require_disjoint(out, "out", other, name)
+    for size, what in ((rows, "the number of rows"), (n_in, "in_features"),
+                       (n_out, "out_features")):
+        _require_int(size, what)
+    cdef Py_ssize_t r = rows, i = n_in, o = n_out
+    cdef const void *x = _data(X)
+    cdef const void *w = _data(W)
+    cdef const void *bb = _data(b)
+    cdef void *y = _data(out)
+    with nogil:
+        if t == cnp.NPY_DOUBLE:
+            _dense_forward(r, i, o, <const double *>x, <const double *>w, <const double *>bb,
+                           act, slope, <double *>y)
+        else:
+            _dense_forward(r, i, o, <const float *>x, <const float *>w, <const float *>bb,
+                           act, slope, <float *>y)
+    return out
+
+
+def dense_backward(X, W, dZ, dX, dW, db):
+    """dW = X^T.dZ, db = sum of dZ over rows, dX = dZ.W^T (dX may be None: not computed).
+    The outputs must not overlap the inputs or each other."""
+    cdef int t = _require(W, "W", -1)
+    _require(X, "X", t, False, "W")
+    _require(dZ, "dZ", t, False, "W")
+    _require(dW, "dW", t, True, "W")
+    _require(db, "db", t, True, "W")
+    if dX is not None:
+        _require(dX, "dX", t, True, "W")
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-d (in_features, out_features), got shape {W.shape}")
+    n_in, n_out = W.shape
+    if X.ndim != 2 or X.shape[1] != n_in:
+        raise ValueError(f"X must have shape (n_samples, {n_in}) to match W {W.shape}, "
+                         f"got {X.shape}")
+    rows = X.shape[0]
+    _require_shape(dZ, "dZ", (rows, n_out))
+    _require_shape(dW, "dW", (n_in, n_out))
+    if not _bias_shape_ok(db, n_out):
+        raise ValueError(f"db must have shape ({n_out},) or (1, {n_out}), got {db.shape}")
+    outputs = [(dW, "dW"), (db, "db")]
+    if dX is not None:
+        _require_shape(dX, "dX", (rows, n_in))
+        outputs.append((dX, "dX"))
+    for k, (output, name) in enumerate(outputs):
+        for other, other_name in ((X, "X"), (W, "W"), (dZ, "dZ")) + tuple(outputs[:k]):
+            _require_disjoint(output, name, other, other_name)
+    for size, what in ((rows, "the number of rows"), (n_in, "in_features"),
+                       (n_out, "out_features")):
+        _require_int(size, what)
+    cdef Py_ssize_t r = rows, i = n_in, o = n_out
+    cdef const void *x = _data(X)
+    cdef const void *w = _data(W)
+    cdef const void *dz = _data(dZ)
+    cdef void *dw = _data(dW)
+    cdef void *dbb = _data(db)
+    cdef void *dx = _data(dX) if dX is not None else NULL
+    with nogil:
+        if t == cnp.NPY_DOUBLE:
+            _dense_backward(r, i, o, <const double *>x, <const double *>w, <const double *>dz,
+                            <double *>dw, <double *>dbb, <double *>dx)
+        else:
+            _dense_backward(r, i, o, <const float *>x, <const float *>w, <const float *>dz,
+                            <float *>dw, <float *>dbb, <float *>dx)
+    return dX, dW, db
+
+
+def _optimizer_arrays(param, grad, states):
+    """Check param (written) and grad (read) and the state arrays (written): one dtype, one
+    shape, no two sharing memory. Returns the typenum."""
+    cdef int t = _require(param, "param", -1, True)
+    _require(grad, "grad", t, False, "param")
+    _require_shape(grad, "grad", param.shape)
+    checked = [(param, "param"), (grad, "grad")]
+    for state, name in states:
+        _require(state, name, t, True, "param")
+        _require_shape(state, name, param.shape)
+        checked.append((state, name))
+    for k in range(1, len(checked)):
+        for j in range(k):
+            _require_disjoint(checked[k][0], checked[k][1], checked[j][0], checked[j][1])
+    return t
+
+
+def sgd_step(param, grad, velocity, double lr, double momentum, bint nesterov,
+             double weight_decay):
+    """One torch.optim.SGD step in place on param (and velocity, when momentum > 0)."""
+    states = [(velocity, "velocity")] if momentum != 0 else []
+    if momentum != 0 and velocity is None:
+        raise ValueError("momentum > 0 needs a velocity array (start with np.zeros_like(param))")
+    cdef int t = _optimizer_arrays(param, grad, states)
+    cdef ptrdiff_t n = cnp.PyArray_SIZE(param)
+    cdef void *p = _data(param)
+    cdef const void *g = _data(grad)
+    cdef void *v = _data(velocity) if momentum != 0 else NULL
+    with nogil:
+        if t == cnp.NPY_DOUBLE:
+            fbp_sgd_step_f64(n, <double *>p, <const double *>g, <double *>v, lr, momentum,
+                             nesterov, weight_decay)
+        else:
+            fbp_sgd_step_f32(n, <float *>p, <const float *>g, <float *>v, lr, momentum,
+                             nesterov, weight_decay)
+    return param
+
+
+def adam_step(param, grad, m, v, int64_t step, double lr, double beta1, double beta2,
+              double eps, double weight_decay, bint decoupled):
+    """One torch.optim.Adam (AdamW when decoupled) step number `step` (>= 1) in place on
+    param, m and v."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1 (the number of this step), got {step}")
+    cdef int t = _optimizer_arrays(param, grad, [(m, "m"), (v, "v")])
+    cdef ptrdiff_t n = cnp.PyArray_SIZE(param)
+    cdef void *p = _data(param)
+    cdef const void *g = _data(grad)
+    cdef void *m_ = _data(m)
+    cdef void *v_ = _data(v)
+    with nogil:
+        if t == cnp.NPY_DOUBLE:
+            fbp_adam_step_f64(n, <double *>p, <const double *>g, <double *>m_, <double *>v_,
+                              step, lr, beta1, beta2, eps, weight_decay, decoupled)
+        else:
+            fbp_adam_step_f32(n, <float *>p, <const float *>g, <float *>m_, <float *>v_,
+                              step, lr, beta1, beta2, eps, weight_decay, decoupled)
+    return param
