@@ -15,6 +15,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "the installed package: run from another directory."
     ) from exc
 
+from . import ops
 from .layers import Dense
 from .losses import BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError
 from .model import History, Sequential
@@ -32,4 +33,5 @@ __all__ = [
     "MeanSquaredError",
     "SGD",
     "Sequential",
+    "ops",
 ]

@@ -43,8 +43,8 @@ def _check(a, str name, dtype, tuple shape, bint writable=False):
         raise ValueError(f"{name} must have dtype {np.dtype(dtype)}, got {a.dtype}")
     if a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous")
+    if not a.flags.c_contiguous or not a.flags.aligned:
+        raise ValueError(f"{name} must be C-contiguous and aligned")
     if writable and not a.flags.writeable:
         raise ValueError(f"{name} must be writable")
 

@@ -34,14 +34,14 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
 
 
 def as_real_array(a, name, dtype):
-    """Convert a numeric array-like to a C-contiguous array of dtype (no copy when it already
-    is one). Rejects non-numeric and complex data."""
+    """Convert a numeric array-like to an aligned, C-contiguous array of dtype in native byte
+    order (no copy when it already is one). Rejects non-numeric and complex data."""
     if a is None:
         raise TypeError(f"{name} must be an array, got None")
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=dtype, order="C")
+    return np.require(arr, dtype=np.dtype(dtype).newbyteorder("="), requirements=["C", "A"])
 
 
 def check_finite(arr, name):

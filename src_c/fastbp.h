@@ -7,7 +7,7 @@
  *  - Arrays are C-contiguous and row-major. Shape letters follow the names: X is rows x in,
  *    W is in x out (so a dense layer is Z = X.W + b), b has out entries.
  *  - Inputs are validated at the Cython boundary (fastbp/_core.pyx): kernels never check,
- *    never allocate and never touch Python. Sizes fit in int (checked there), flat lengths
+ *    never allocate and never touch Python. Sizes are >= 1 and fit in int (checked there), flat lengths
  *    are ptrdiff_t.
  *  - Matrix products go through BLAS gemm, handed in as function pointers (fbp_blas) so that
  *    this code never links a BLAS itself.
