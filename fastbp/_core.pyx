@@ -20,6 +20,86 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cnp.import_array()
 
+
+# ---- GIL-release check, in debug builds only ----
+# Built with FASTBP_DEBUG_GIL=1 (setup.py then defines the C macro FASTBP_DEBUG_GIL), the first
+# statement of every `with nogil:` block below, _gil_check(site), counts that the block ran and,
+# when PyGILState_Check() says this thread still holds the GIL, counts that too, per site.
+# tests/test_gil.py runs every entry point and asserts the second count stays 0. In a normal
+# build _gil_check is an empty inline function and _gil_counts() returns {}.
+cdef extern from *:
+    """
+    #ifdef FASTBP_DEBUG_GIL
+    #define FBP_DEBUG_GIL_BUILD 1
+    #define FBP_GIL_SITES 16
+    static long fbp_gil_checked[FBP_GIL_SITES];
+    static long fbp_gil_held[FBP_GIL_SITES];
+    static void fbp_gil_check(int site)
+    {
+        __atomic_fetch_add(&fbp_gil_checked[site], 1, __ATOMIC_RELAXED);
+        if (PyGILState_Check()) __atomic_fetch_add(&fbp_gil_held[site], 1, __ATOMIC_RELAXED);
+    }
+    static long fbp_gil_count(int site, int held)
+    {
+        return __atomic_load_n(held ? &fbp_gil_held[site] : &fbp_gil_checked[site],
+                               __ATOMIC_RELAXED);
+    }
+    #else
+    #define FBP_DEBUG_GIL_BUILD 0
+    static inline void fbp_gil_check(int site) { (void)site; }
+    static long fbp_gil_count(int site, int held) { (void)site; (void)held; return 0; }
+    #endif
+    """
+    int FBP_DEBUG_GIL_BUILD
+    void _gil_check "fbp_gil_check"(int site) noexcept nogil
+    long fbp_gil_count(int site, int held) noexcept nogil
+
+# The sites, one per `with nogil:` block (at most 16, the C arrays' length).
+cdef enum:
+    GIL_TRAIN_EPOCH
+    GIL_EVALUATE
+    GIL_PREDICT
+    GIL_LOSS_AND_GRAD
+    GIL_OPTIMIZER_STEP
+    GIL_ACTIVATION_FORWARD
+    GIL_ACTIVATION_BACKWARD
+    GIL_LOSSES
+    GIL_DENSE_FORWARD
+    GIL_DENSE_BACKWARD
+    GIL_SGD_STEP
+    GIL_ADAM_STEP
+    GIL_SELFTEST
+
+_GIL_SITES = ("Network.train_epoch", "Network.evaluate", "Network.predict",
+              "Network.loss_and_grad", "Network.optimizer_step", "activation_forward",
+              "activation_backward", "losses", "dense_forward", "dense_backward", "sgd_step",
+              "adam_step", "selftest")  # in the order of the enum above
+
+
+def _debug_gil():
+    """Whether this build counts GIL checks (built with FASTBP_DEBUG_GIL=1)."""
+    return bool(FBP_DEBUG_GIL_BUILD)
+
+
+def _gil_counts():
+    """{site: (blocks run, blocks run with the GIL held)} in a debug build, else {}."""
+    if not FBP_DEBUG_GIL_BUILD:
+        return {}
+    return {name: (fbp_gil_count(i, 0), fbp_gil_count(i, 1))
+            for i, name in enumerate(_GIL_SITES)}
+
+
+def _gil_held_count():
+    """How many nogil blocks ran with the GIL held (0 in a correct build; always 0 when not
+    a debug build). The "selftest" site is left out: it holds the GIL on purpose."""
+    return sum(held for name, (_, held) in _gil_counts().items() if name != "selftest")
+
+
+def _gil_selftest():
+    """Run the check with the GIL held, at the "selftest" site: tests/test_gil.py uses it to show
+    the counter does see a held GIL."""
+    _gil_check(GIL_SELFTEST)
+
 cdef fbp_blas BLAS
 BLAS.sgemm = <fbp_sgemm_fn>sgemm
 BLAS.dgemm = <fbp_dgemm_fn>dgemm
@@ -220,6 +300,7 @@ cdef class Network:
         self._enter()
         try:
             with nogil:
+                _gil_check(GIL_TRAIN_EPOCH)
                 if self.is_f64:
                     loss = fbp_train_epoch_f64(&self.net, &self.opt, <const double *>x,
                                                <const double *>t, labels, idx, n, batch_size,
@@ -246,6 +327,7 @@ cdef class Network:
         self._enter()
         try:
             with nogil:
+                _gil_check(GIL_EVALUATE)
                 if self.is_f64:
                     loss = fbp_evaluate_f64(&self.net, <const double *>x, <const double *>t,
                                             labels, n, <double *>o)
@@ -265,6 +347,7 @@ cdef class Network:
         self._enter()
         try:
             with nogil:
+                _gil_check(GIL_PREDICT)
                 if self.is_f64:
                     fbp_predict_f64(&self.net, <const double *>x, n, <double *>o)
                 else:
@@ -287,6 +370,7 @@ cdef class Network:
         self._enter()
         try:
             with nogil:
+                _gil_check(GIL_LOSS_AND_GRAD)
                 if self.is_f64:
                     loss = fbp_loss_and_grad_f64(&self.net, <const double *>x, <const double *>t,
                                                  labels, <int>n)
@@ -303,6 +387,7 @@ cdef class Network:
         self._enter()
         try:
             with nogil:
+                _gil_check(GIL_OPTIMIZER_STEP)
                 if self.is_f64:
                     fbp_optimizer_step_f64(&self.opt, n, <double *>self.net.params,
                                            <const double *>self.net.grads)
@@ -448,6 +533,7 @@ def activation_forward(Z, out, int act, double slope):
     cdef void *o = _data(out)
     cdef size_t nbytes = cnp.PyArray_NBYTES(Z)
     with nogil:
+        _gil_check(GIL_ACTIVATION_FORWARD)
         if o != z:
             memmove(o, z, nbytes)
         if t == cnp.NPY_DOUBLE:
@@ -476,6 +562,7 @@ def activation_backward(A, dA, out, int act, double slope):
     cdef void *o = _data(out)
     cdef size_t nbytes = cnp.PyArray_NBYTES(A)
     with nogil:
+        _gil_check(GIL_ACTIVATION_BACKWARD)
         if o != g:
             memmove(o, g, nbytes)
         if t == cnp.NPY_DOUBLE:
@@ -545,6 +632,7 @@ def _loss_call(int loss, str input_name, Z, target, out):
     cdef void *o = _data(out)
     cdef double value
     with nogil:
+        _gil_check(GIL_LOSSES)
         if t == cnp.NPY_DOUBLE:
             value = _loss(loss, r, c, <const double *>z, <const double *>y, lab, <double *>o)
         else:
@@ -644,6 +732,7 @@ def dense_forward(X, W, b, int act, double slope, out):
     cdef const void *bb = _data(b)
     cdef void *y = _data(out)
     with nogil:
+        _gil_check(GIL_DENSE_FORWARD)
         if t == cnp.NPY_DOUBLE:
             _dense_forward(r, i, o, <const double *>x, <const double *>w, <const double *>bb,
                            act, slope, <double *>y)
@@ -692,6 +781,7 @@ def dense_backward(X, W, dZ, dX, dW, db):
     cdef void *dbb = _data(db)
     cdef void *dx = _data(dX) if dX is not None else NULL
     with nogil:
+        _gil_check(GIL_DENSE_BACKWARD)
         if t == cnp.NPY_DOUBLE:
             _dense_backward(r, i, o, <const double *>x, <const double *>w, <const double *>dz,
                             <double *>dw, <double *>dbb, <double *>dx)
@@ -730,6 +820,7 @@ def sgd_step(param, grad, velocity, double lr, double momentum, bint nesterov,
     cdef const void *g = _data(grad)
     cdef void *v = _data(velocity) if momentum != 0 else NULL
     with nogil:
+        _gil_check(GIL_SGD_STEP)
         if t == cnp.NPY_DOUBLE:
             fbp_sgd_step_f64(n, <double *>p, <const double *>g, <double *>v, lr, momentum,
                              nesterov, weight_decay)
@@ -752,6 +843,7 @@ def adam_step(param, grad, m, v, int64_t step, double lr, double beta1, double b
     cdef void *m_ = _data(m)
     cdef void *v_ = _data(v)
     with nogil:
+        _gil_check(GIL_ADAM_STEP)
         if t == cnp.NPY_DOUBLE:
             fbp_adam_step_f64(n, <double *>p, <const double *>g, <double *>m_, <double *>v_,
                               step, lr, beta1, beta2, eps, weight_decay, decoupled)
