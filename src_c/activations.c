@@ -23,7 +23,8 @@ void FBP(activation_forward)(int act, double slope, int rows, int cols, REAL *Z)
     const REAL a = (REAL)slope;
     switch (act) {
     case FBP_RELU:
-        for (ptrdiff_t i = 0; i < n; i++) Z[i] = Z[i] > 0 ? Z[i] : (REAL)0;
+        /* NaN stays NaN (as numpy.maximum and torch.relu): only z <= 0 becomes 0 */
+        for (ptrdiff_t i = 0; i < n; i++) Z[i] = Z[i] <= 0 ? (REAL)0 : Z[i];
         break;
     case FBP_LEAKY_RELU:
         for (ptrdiff_t i = 0; i < n; i++) Z[i] = Z[i] > 0 ? Z[i] : a * Z[i];
