@@ -75,7 +75,9 @@ static inline REAL FBP(exp_v)(REAL x)
     const REAL lo = -87.0f, hi = 88.0f, ln2_hi = FBP_LN2_HI_F, ln2_lo = FBP_LN2_LO_F;
     const REAL shifter = 12582912.0f; /* 1.5 * 2^23 */
 #endif
-    const REAL xc = x < lo ? lo : (x > hi ? hi : x);
+    /* clamped into [lo, hi], NaN included (to lo): converting NaN to an integer in pow2i
+     * would be undefined behaviour; the select below returns NaN for it */
+    const REAL xc = x > hi ? hi : (x >= lo ? x : lo);
     const REAL n = (xc * (REAL)FBP_LOG2E + shifter) - shifter;
     const REAL r = (xc - n * ln2_hi) - n * ln2_lo;
     const REAL y = (FBP(expm1_reduced)(r) + (REAL)1) * FBP(pow2i)(n);
