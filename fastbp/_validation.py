@@ -20,7 +20,11 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     """Return value as float; it must be a finite real number within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int (or Fraction) beyond the float range
+        raise ValueError(f"{name} must be finite, got a number too large for a float "
+                         f"({type(value).__name__})") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     too_low = low is not None and (value <= low if low_open else value < low)

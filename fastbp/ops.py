@@ -155,8 +155,9 @@ def _slope(code, negative_slope):
 
 def _real(value, name, low=0.0, high=None):
     """A finite float in [low, high) (or [low, inf) when high is None). Plain Python numbers
-    take a fast path; anything else goes through the full check with its messages."""
-    if type(value) is float or type(value) is int:
+    take a fast path (ints only within the float range: 10**400 cannot become a float);
+    anything else goes through the full check with its messages."""
+    if type(value) is float or (type(value) is int and -2**53 <= value <= 2**53):
         if low <= value < (high if high is not None else _INF):  # False for NaN
             return float(value)
     if high is None:
