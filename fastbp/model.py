@@ -153,6 +153,7 @@ class Sequential:
         if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list of names, got {metrics!r}")
         metric_fns = [(name, metrics_module.get(name)) for name in metrics]
+        optimizer._validate()  # before anything changes: a bad optimizer leaves the model as is
         self._network.set_loss(loss.name)
         optimizer._configure(self._network)
         self._network.reset_optimizer_state()
