@@ -85,6 +85,7 @@ class Sequential:
                                       [layer.negative_slope for layer in layers], self.dtype,
                                       EVAL_ROWS)
         self._lock = threading.Lock()
+        self._owner = None  # the thread holding _lock (see _exclusive)
         self._bind_layer_views()
         self.reset_parameters()
         self.loss = None
@@ -109,8 +110,9 @@ class Sequential:
 
     def reset_parameters(self):
         """Draw fresh initial weights from the model's generator (see Dense's init)."""
-        for layer in self.layers:
-            layer.W[...], layer.b[...] = layer.initial_parameters(self._rng)
+        with self._exclusive():
+            for layer in self.layers:
+                layer.W[...], layer.b[...] = layer.initial_parameters(self._rng)
 
     def count_params(self):
         return int(self._network.params.size)
@@ -118,7 +120,8 @@ class Sequential:
     def get_weights(self):
         """Copies of the parameters in Keras order ``[W0, b0, W1, b1, ...]``, ``W`` of shape
         ``(in_features, out_features)``."""
-        return [piece.copy() for piece in self._split(self._network.params)]
+        with self._exclusive():
+            return [piece.copy() for piece in self._split(self._network.params)]
 
     def set_weights(self, weights):
         """Set all parameters from a list as ``get_weights`` returns. Everything is checked
@@ -137,9 +140,10 @@ class Sequential:
                 raise ValueError(f"weights[{i}] must have shape {shape}, got {arr.shape}")
             check_finite(arr, f"weights[{i}]")
             arrays.append(arr)
-        for layer, W, b in zip(self.layers, arrays[0::2], arrays[1::2]):
-            layer.W[...] = W
-            layer.b[...] = b
+        with self._exclusive():
+            for layer, W, b in zip(self.layers, arrays[0::2], arrays[1::2]):
+                layer.W[...] = W
+                layer.b[...] = b
 
     # ---- configuration ------------------------------------------------------------------
     def compile(self, loss, optimizer="adam", metrics=None):
@@ -154,10 +158,11 @@ class Sequential:
             raise TypeError(f"metrics must be a list of names, got {metrics!r}")
         metric_fns = [(name, metrics_module.get(name)) for name in metrics]
         optimizer._validate()  # before anything changes: a bad optimizer leaves the model as is
-        self._network.set_loss(loss.name)
-        optimizer._configure(self._network)
-        self._network.reset_optimizer_state()
-        self.loss, self.optimizer, self.metrics = loss, optimizer, metric_fns
+        with self._exclusive():  # never while another thread trains: C reads the loss per batch
+            self._network.set_loss(loss.name)
+            optimizer._configure(self._network)
+            self._network.reset_optimizer_state()
+            self.loss, self.optimizer, self.metrics = loss, optimizer, metric_fns
 
     def _require_compiled(self):
         if self.loss is None:
@@ -308,8 +313,11 @@ class Sequential:
 
     def _exclusive(self):
         """Hold the model for one call: a second thread gets a clear error, not a shared
-        workspace."""
-        return _Exclusive(self._lock)
+        workspace. Every method that reads or writes the parameters, the optimizer state or
+        the loss holds it, so that no thread changes what C is using in another (compile
+        during fit changed the loss C read per batch: an out-of-bounds read). The thread that
+        holds the model may enter again (a callback inside fit calling get_weights)."""
+        return _Exclusive(self)
 
     def __repr__(self):
         body = ", ".join(repr(layer) for layer in self.layers)
@@ -328,16 +336,25 @@ def _model_dtype(dtype):
 
 
 class _Exclusive:
-    def __init__(self, lock):
-        self.lock = lock
+    def __init__(self, model):
+        self.model = model
+        self.nested = False
 
     def __enter__(self):
-        if not self.lock.acquire(blocking=False):
-            raise RuntimeError("this model is already in use by another thread (fit, evaluate "
-                               "or predict); use one model per thread")
+        model, me = self.model, threading.get_ident()
+        if model._owner == me:
+            self.nested = True
+            return
+        if not model._lock.acquire(blocking=False):
+            raise RuntimeError("this model is already in use by another thread (fit, evaluate, "
+                               "predict, compute_gradients, compile, get_weights, set_weights "
+                               "or reset_parameters); use one model per thread")
+        model._owner = me
 
     def __exit__(self, *exc):
-        self.lock.release()
+        if not self.nested:
+            self.model._owner = None
+            self.model._lock.release()
 
 
 def _epoch_line(epoch, epochs, logs, seconds):
