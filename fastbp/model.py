@@ -81,6 +81,7 @@ class Sequential:
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         sizes = [layers[0].in_features] + [layer.out_features for layer in layers]
+        _check_addressable(sizes, EVAL_ROWS, self.dtype)
         self._network = _core.Network(sizes, [layer.activation for layer in layers],
                                       [layer.negative_slope for layer in layers], self.dtype,
                                       EVAL_ROWS)
@@ -243,6 +244,7 @@ class Sequential:
         network, history = self._network, History()
         self.optimizer._configure(network)
         batch_size = min(batch_size, X.shape[0])  # a larger batch is one full batch
+        _check_addressable(network.sizes, batch_size, self.dtype)
         network.reserve(batch_size)
         out_train = np.empty((X.shape[0], self.layers[-1].out_features), self.dtype) \
             if self.metrics else None
@@ -322,6 +324,20 @@ class Sequential:
     def __repr__(self):
         body = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{body}], dtype={self.dtype.name!r})"
+
+
+def _check_addressable(sizes, batch, dtype):
+    """Raise ValueError unless the parameter buffer and the workspace for batches of `batch`
+    rows fit in 2**62 bytes. src_c/train.c adds these sizes up in 64-bit ptrdiff_t without
+    checks (fbp_n_params, fbp_workspace_len); Python's integers do it here first, so that layer
+    sizes whose products overflow are refused instead of wrapping to a small buffer."""
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    work = batch * (sizes[0] + sizes[-1] + sum(sizes[1:]) + 2 * max(sizes[1:]))
+    if max(n_params, work) * np.dtype(dtype).itemsize >= 2**62:
+        raise ValueError(
+            f"this model needs {n_params} parameters and a workspace of {work} values for "
+            f"batches of {batch} rows: more than a 64-bit address space can hold; use smaller "
+            "layers (or a smaller batch_size)")
 
 
 def _model_dtype(dtype):

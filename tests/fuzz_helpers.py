@@ -137,7 +137,8 @@ def perturb(draw, shape, p_keep=0.8):
 
 def make(rng, shape, spec):
     dtype, layout, special = spec
-    return lay_out(fill_values(rng, shape, dtype, special), layout)
+    # np.asarray: for shape () some generators return a numpy scalar, not a 0-d array
+    return lay_out(np.asarray(fill_values(rng, shape, dtype, special)), layout)
 
 
 # ---- what the boundary accepts (the documented conventions of fastbp.ops) -------------------
