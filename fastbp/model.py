@@ -158,7 +158,7 @@ class Sequential:
         if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list of names, got {metrics!r}")
         metric_fns = [(name, metrics_module.get(name)) for name in metrics]
-        optimizer._validate()  # before anything changes: a bad optimizer leaves the model as is
+        optimizer._check(self.dtype)  # before anything changes: a bad one leaves the model as is
         with self._exclusive():  # never while another thread trains: C reads the loss per batch
             self._network.set_loss(loss.name)
             optimizer._configure(self._network)

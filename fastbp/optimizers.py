@@ -1,6 +1,8 @@
 """Optimizers, with torch.optim's semantics and hyper-parameter names. Each object holds
 hyper-parameters; the model holds the state (momentum, moments, step count) in flat buffers, and
 one C pass updates all parameters in place (src_c/optim.c)."""
+import numpy as np
+
 from ._validation import check_float
 
 
@@ -11,6 +13,23 @@ class Optimizer:
 
     def _validate(self):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _check(self, dtype):
+        """``_validate``, then refuse steps the model's dtype cannot take: ``lr`` and
+        ``weight_decay`` (and their product) at most sqrt(largest value), 1.8e19 in float32
+        and 1.3e154 in float64. Training already stops before a gradient beyond that bound is
+        used, so ``lr * gradient`` cannot overflow into inf/NaN weights; a larger ``lr`` (say
+        1e38 in float32, or 1e300, which float32 rounds to inf) wrote inf/NaN into the weights
+        in the first step, before any loss could show it."""
+        self._validate()
+        limit = float(np.sqrt(np.finfo(dtype).max))
+        wd = getattr(self, "weight_decay", 0.0)
+        for name, value in (("lr", self.lr), ("weight_decay", wd), ("lr * weight_decay",
+                                                                   self.lr * wd)):
+            if value > limit:
+                raise ValueError(
+                    f"{name} = {value:g} is too large for a {np.dtype(dtype).name} model (at "
+                    f"most {limit:.3g}): such a step overflows {np.dtype(dtype).name}")
 
     def _configure(self, network):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -56,7 +75,7 @@ class SGD(Optimizer):
         self.weight_decay = check_float(self.weight_decay, "weight_decay", 0)
 
     def _configure(self, network):
-        self._validate()
+        self._check(network.dtype)
         network.set_optimizer("sgd", lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
                               weight_decay=self.weight_decay)
 
@@ -96,7 +115,7 @@ class Adam(Optimizer):
         self.weight_decay = check_float(self.weight_decay, "weight_decay", 0)
 
     def _configure(self, network):
-        self._validate()
+        self._check(network.dtype)
         network.set_optimizer("adam", lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
                               eps=self.eps, weight_decay=self.weight_decay,
                               decoupled_weight_decay=self.decoupled)

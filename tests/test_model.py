@@ -537,7 +537,7 @@ def test_fit_error_releases_the_model():
     model, X, y = thread_problem(1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        model.compile(loss="categorical_crossentropy", optimizer=fb.SGD(lr=1e300))
+        model.compile(loss="categorical_crossentropy", optimizer=fb.SGD(lr=1e10))
         with pytest.raises(RuntimeWarning):
             model.fit(X * 1e100, y, epochs=3, verbose=0)
     assert not model._lock.locked()
