@@ -110,7 +110,7 @@ def lay_out(values, layout):
 @st.composite
 def array_spec(draw, good_dtypes=FLOATS, p_good=0.8):
     """(dtype, layout, special) for one array: mostly a dtype from good_dtypes."""
-    if draw(st.floats(0, 1)) < p_good:
+    if p_good >= 1 or draw(st.floats(0, 1)) < p_good:
         dtype = np.dtype(draw(st.sampled_from(good_dtypes)))
     else:
         dtype = draw(st.sampled_from(ALL_DTYPES))
@@ -119,7 +119,7 @@ def array_spec(draw, good_dtypes=FLOATS, p_good=0.8):
 
 def perturb(draw, shape, p_keep=0.8):
     """`shape`, or (sometimes) a shape that differs from it in one size or in dimensions."""
-    if draw(st.floats(0, 1)) < p_keep:
+    if p_keep >= 1 or draw(st.floats(0, 1)) < p_keep:
         return tuple(shape)
     how = draw(st.sampled_from(["size", "ndim+", "ndim-", "any"]))
     shape = list(shape)

@@ -368,6 +368,17 @@ def test_elementwise_losses(data, shape, which, seed):
             assert_close(grad, want_grad, dtype)
 
 
+def xent_target_ok(target, La, dtype):
+    """1-d targets are class indices (any integer dtype, in range), others rows like logits."""
+    t = as_array(target)
+    if np.ndim(target) == 1:
+        n, k = (La.shape[0], La.shape[-1]) if La.ndim == 2 else (-1, 0)
+        return (t.dtype.kind in "iu" and t.shape == (n,)
+                and (n == 0 or (t.min() >= 0 and t.max() < k)))
+    return (dtype is not None and input_ok(target, dtype) and t.ndim == 2
+            and t.shape == La.shape)
+
+
 @FUZZ
 @given(data=st.data(), rows=SIZES, k=SIZES, seed=st.integers(0, 2**32 - 1))
 def test_softmax_cross_entropy(data, rows, k, seed):
@@ -400,18 +411,12 @@ def test_softmax_cross_entropy(data, rows, k, seed):
             target[...] = labels.astype(ldtype)
         elif isinstance(target, list):
             target = labels.astype(ldtype).tolist()
-        t_arr = as_array(target)
-        lab_ok = (t_arr.dtype.kind in "iu" and t_arr.shape == (n,)
-                  and (n == 0 or (t_arr.min() >= 0 and t_arr.max() < (La.shape[-1]
-                                                                      if La.ndim else 0))))
-        target_ok = lab_ok
     else:  # rows of probabilities
         target = make(rng, perturb(draw, La.shape, keep), draw(array_spec(p_good=good)))
         if isinstance(target, np.ndarray) and target.flags.writeable and target.size and \
                 target.dtype.kind == "f" and finite_moderate(target):
             target[...] = np.abs(target)
-        target_ok = (np.ndim(target) != 1 and dtype is not None and input_ok(target, dtype)
-                     and as_array(target).ndim == 2 and as_array(target).shape == La.shape)
+    target_ok = xent_target_ok(target, La, dtype)
     out, g = draw(output_arg(rng, La.shape, dtype_of(spec[0]), valid))
     ok = (dtype is not None and La.ndim == 2 and target_ok and not (La.shape[0] > 0 and
                                                                    La.shape[1] == 0)
