@@ -13,13 +13,16 @@ import copy
 import os
 
 import numpy as np
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 # ---- how many examples ----------------------------------------------------------------------
 #: Examples per fuzz test. FASTBP_FUZZ_EXAMPLES overrides it (e.g. 2000 for a long local run).
 EXAMPLES = int(os.environ.get("FASTBP_FUZZ_EXAMPLES", "150"))
+# No "explain" phase: it imports libcst after a failure (slow, and its leaks would be reported
+# by LeakSanitizer on top of the failure).
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
+                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 

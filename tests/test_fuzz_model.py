@@ -347,7 +347,8 @@ def test_predict_evaluate_gradients(valid, task, dtype, method, data, seed):
         if ok:
             loss = result if isinstance(result, float) else result[0]
             Xc = np.asarray(X, dtype).astype(np.float64)
-            yc = np.asarray(y) if task == "labels" else np.asarray(y, dtype).astype(np.float64)
+            yc = np.asarray(y).astype(np.int64) if np.ndim(y) == 1 and task in (
+                "labels", "onehot") else np.asarray(y, dtype).astype(np.float64)
             rtol, atol = tolerance(dtype)
             assert loss == pytest.approx(numpy_loss(model, task, Xc, yc), rel=rtol * 10,
                                          abs=atol * 10)

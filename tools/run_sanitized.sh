@@ -44,7 +44,7 @@ cd "$scratch"
 
 echo "== sanitized build (ASan + UBSan, -O3 -g, FASTBP_DEBUG_GIL=1) in $scratch"
 build_log=$scratch/build.log
-if ! FASTBP_SANITIZE=1 FASTBP_DEBUG_GIL=1 "$py" setup.py build_ext --inplace >"$build_log" 2>&1; then
+if ! FASTBP_SANITIZE=1 FASTBP_DEBUG_GIL=1 "$py" setup.py build_ext --inplace -j 2 >"$build_log" 2>&1; then
     tail -n 40 "$build_log" >&2
     echo "run_sanitized.sh: the sanitized build failed" >&2
     exit 2
