@@ -74,7 +74,7 @@ cdef class Network:
     cdef readonly cnp.ndarray grads
     cdef readonly cnp.ndarray state1
     cdef readonly cnp.ndarray state2
-    cdef cnp.ndarray _sizes, _activations, _slopes, _work, _batch_labels
+    cdef cnp.ndarray _sizes, _activations, _slopes, _work, _batch_labels, _batch_weights
 
     def __init__(self, sizes, activations, slopes, dtype, int max_batch=256):
         self.dtype = np.dtype(dtype)
@@ -142,8 +142,10 @@ cdef class Network:
             self.net.max_batch = <int>max_batch
             self._work = np.zeros(fbp_workspace_len(&self.net), dtype=self.dtype)
             self._batch_labels = np.zeros(max_batch, dtype=np.int64)
+            self._batch_weights = np.zeros(max_batch, dtype=self.dtype)
             self.net.work = _data(self._work)
             self.net.batch_labels = <int64_t *>_data(self._batch_labels)
+            self.net.batch_weights = _data(self._batch_weights)
         finally:
             self.busy = False
 
@@ -200,16 +202,21 @@ cdef class Network:
         _check(X, "X", self.dtype, (rows if n is None else n, self.n_inputs))
         return rows
 
-    def train_epoch(self, X, targets, cnp.ndarray perm not None, int batch_size):
+    def train_epoch(self, X, targets, cnp.ndarray perm not None, int batch_size,
+                    sample_weight=None):
         """Train one epoch on the rows perm of (X, targets). Returns (mean loss, samples trained).
 
         perm must hold indices in [0, len(X)) (the caller builds it); the epoch stops before
-        the step of the first batch whose loss or gradient is not finite."""
+        the step of the first batch whose loss or gradient is not finite. sample_weight, one
+        finite value >= 0 per row of X (the caller checks the values), weights each sample's
+        loss; None trains unweighted."""
         cdef Py_ssize_t n_rows = self._check_inputs(X)
         _check(perm, "perm", np.int64, (perm.shape[0],))
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._targets(targets, n_rows)
+        if sample_weight is not None:
+            _check(sample_weight, "sample_weight", self.dtype, (n_rows,))
         self.reserve(batch_size)
         cdef ptrdiff_t n = perm.shape[0], n_trained = 0
         cdef double loss
@@ -217,17 +224,18 @@ cdef class Network:
         cdef void *t = _data(targets)
         cdef const int64_t *idx = <const int64_t *>_data(perm)
         cdef const int64_t *labels = <const int64_t *>t if self.net.loss == FBP_CCE_LABELS else NULL
+        cdef const void *w = _data(sample_weight) if sample_weight is not None else NULL
         self._enter()
         try:
             with nogil:
                 if self.is_f64:
                     loss = fbp_train_epoch_f64(&self.net, &self.opt, <const double *>x,
-                                               <const double *>t, labels, idx, n, batch_size,
-                                               &n_trained)
+                                               <const double *>t, labels, <const double *>w,
+                                               idx, n, batch_size, &n_trained)
                 else:
                     loss = fbp_train_epoch_f32(&self.net, &self.opt, <const float *>x,
-                                               <const float *>t, labels, idx, n, batch_size,
-                                               &n_trained)
+                                               <const float *>t, labels, <const float *>w,
+                                               idx, n, batch_size, &n_trained)
         finally:
             self.busy = False
         return loss, n_trained
@@ -273,26 +281,30 @@ cdef class Network:
             self.busy = False
         return out
 
-    def loss_and_grad(self, X, targets):
-        """Loss of one batch and the gradient of every parameter, into self.grads (no step)."""
+    def loss_and_grad(self, X, targets, sample_weight=None):
+        """Loss of one batch and the gradient of every parameter, into self.grads (no step);
+        sample_weight (one value per row, or None) as in train_epoch."""
         cdef Py_ssize_t n = self._check_inputs(X)
         if n < 1:
             raise ValueError("X must have at least one row")
         self._targets(targets, n)
+        if sample_weight is not None:
+            _check(sample_weight, "sample_weight", self.dtype, (n,))
         self.reserve(n)
         cdef void *x = _data(X)
         cdef void *t = _data(targets)
         cdef const int64_t *labels = <const int64_t *>t if self.net.loss == FBP_CCE_LABELS else NULL
+        cdef const void *w = _data(sample_weight) if sample_weight is not None else NULL
         cdef double loss
         self._enter()
         try:
             with nogil:
                 if self.is_f64:
                     loss = fbp_loss_and_grad_f64(&self.net, <const double *>x, <const double *>t,
-                                                 labels, <int>n)
+                                                 labels, <const double *>w, <int>n)
                 else:
                     loss = fbp_loss_and_grad_f32(&self.net, <const float *>x, <const float *>t,
-                                                 labels, <int>n)
+                                                 labels, <const float *>w, <int>n)
         finally:
             self.busy = False
         return loss
