@@ -15,7 +15,8 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "the installed package: run from another directory."
     ) from exc
 
-from . import ops
+from . import callbacks, diagnostics, io, ops, schedules
+from .io import load_model
 from .layers import Dense
 from .losses import BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError
 from .model import History, Sequential
@@ -33,5 +34,10 @@ __all__ = [
     "MeanSquaredError",
     "SGD",
     "Sequential",
+    "callbacks",
+    "diagnostics",
+    "io",
+    "load_model",
     "ops",
+    "schedules",
 ]
