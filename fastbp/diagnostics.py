@@ -15,7 +15,7 @@ overfitting     the validation loss was lowest at some epoch and rose since by m
                 (and at least 2 epochs) while the training loss kept falling
 plateau         over the last quarter of the epochs (at least 3) the watched loss (the
                 validation loss if any) improved by less than 1% of the total improvement
-                and less than 1% of its value
+                and less than 5% of its value (a loss still halving towards 0 is not flat)
 healthy         none of the above
 ==============  ==========================================================================
 
@@ -33,7 +33,8 @@ RISE_ABOVE_START = 0.10         # ended this much (relative) above the first epo
 RISE_BACK = 0.5                 # gave back this fraction of the improvement
 OVERFIT_RISE = 0.05             # validation loss rose this much (relative) above its best
 OVERFIT_EPOCHS_AFTER = 2        # ... and the best was at least this many epochs before the end
-PLATEAU_FRACTION = 0.01         # last window improved less than this (of total and of level)
+PLATEAU_FRACTION = 0.01         # last window improved less than this of the total improvement
+PLATEAU_LEVEL = 0.05            # ... and less than this of the loss's value
 
 PLOT_EXTRA_MESSAGE = ("plotting needs matplotlib, an optional dependency of fastbp: "
                       "pip install 'fastbp[plot]' (or pip install matplotlib)")
@@ -164,14 +165,20 @@ def diagnose(history):
         total = watched[0] - watched.min()
         recent = watched[:n - window].min() - watched[n - window:].min()
         level = abs(watched[n - window:].min())
-        if recent < PLATEAU_FRACTION * max(total, 0) and recent < PLATEAU_FRACTION * level:
+        if recent < PLATEAU_FRACTION * max(total, 0) and recent < PLATEAU_LEVEL * level:
             since = int(np.argmax(watched <= watched.min() + PLATEAU_FRACTION * max(total, 0)))
+            before = watched[:n - window].min()
+            if recent > 0:
+                change = (f"improved by only {100 * recent / abs(before):.2g}% over the last "
+                          f"{window} epochs ({_fmt(before)} -> {_fmt(watched[n - window:].min())})")
+            else:
+                change = (f"did not improve over the last {window} epochs (best "
+                          f"{_fmt(watched.min())} in epoch {int(np.argmin(watched)) + 1})")
             return Diagnosis(
                 "plateau",
-                f"the {name} has not improved by more than {100 * PLATEAU_FRACTION:g}% since "
-                f"epoch {since + 1} (it is {_fmt(watched[-1])} in epoch {n}, best "
-                f"{_fmt(watched.min())})",
-                f"more epochs at this learning rate{lr} will not help: if the loss is good "
+                f"the {name} {change}; it had made {100 * (1 - PLATEAU_FRACTION):g}% of its "
+                f"improvement by epoch {since + 1}",
+                f"more epochs at this learning rate{lr} will not help much: if the loss is good "
                 f"enough, stop around epoch {since + 1} (EarlyStopping); to go lower, reduce the "
                 "learning rate when progress stalls (ReduceLROnPlateau) or use a schedule; "
                 "if it stays too high, the network may be too small", since + 1)

@@ -434,12 +434,14 @@ class Sequential:
                         if self.stop_training:
                             break
                 self._epochs_trained += 1
+                trained = time.perf_counter()
                 if n_trained < stop - start:  # the loss or a gradient became NaN/inf
                     logs = {"loss": float(loss)}
                     history._record(epoch, logs)
                     history.stopped = {"epoch": epoch, "samples_trained": done, "samples": n,
                                        "value": float(loss)}
-                    progress.epoch_end(epoch, logs, time.perf_counter() - started, done)
+                    progress.epoch_end(epoch, logs, time.perf_counter() - started, done,
+                                       trained - started)
                     warnings.warn(
                         f"training stopped in epoch {epoch + 1}: the loss or its gradient became "
                         f"{loss} after {done} of {n} samples; the weights are those "
@@ -456,7 +458,8 @@ class Sequential:
                     logs.update(self._metric_values(out_val, y_val, prefix="val_"))
                 if record_lr:
                     logs["lr"] = lr
-                progress.epoch_end(epoch, logs, time.perf_counter() - started, done)
+                progress.epoch_end(epoch, logs, time.perf_counter() - started, done,
+                                   trained - started)
                 callbacks.on_epoch_end(epoch, logs)
                 history._record(epoch, logs)
                 if self.stop_training:
@@ -607,7 +610,8 @@ class Sequential:
         See :mod:`fastbp.io`."""
         from . import io
 
-        io.save_model(self, path)
+        with self._exclusive():  # not while another thread trains (a callback may save)
+            io.save_model(self, path)
 
     def _exclusive(self):
         """Hold the model for one call: a second thread gets a clear error, not a shared

@@ -73,7 +73,7 @@ class Silent:
     def update(self, samples_done, running_loss):
         pass
 
-    def epoch_end(self, epoch, logs, seconds, samples_done):
+    def epoch_end(self, epoch, logs, seconds, samples_done, train_seconds=None):
         pass
 
     def message(self, text):
@@ -91,16 +91,19 @@ class EpochLines(Silent):
         self.epochs, self.n_samples, self.batch_size = epochs, n_samples, batch_size
         self.stream, self.verbose = stream, verbose
 
-    def summary(self, epoch, logs, seconds, samples_done):
+    def summary(self, epoch, logs, seconds, samples_done, train_seconds=None):
+        """``seconds``: the whole epoch; ``train_seconds``: its training part (without the
+        metrics and validation passes), which the throughput is computed from."""
         parts = [f"Epoch {epoch + 1}/{self.epochs}", f"{seconds:.2f}s"]
-        if self.verbose == 1 and seconds > 0:
-            parts.append(f"{samples_done / seconds:,.0f} samples/s")
+        train_seconds = seconds if train_seconds is None else train_seconds
+        if self.verbose == 1 and train_seconds > 0:
+            parts.append(f"{samples_done / train_seconds:,.0f} samples/s")
         if logs:
             parts.append(format_logs(logs))
         return " - ".join(parts)
 
-    def epoch_end(self, epoch, logs, seconds, samples_done):
-        self.stream.write(self.summary(epoch, logs, seconds, samples_done) + "\n")
+    def epoch_end(self, epoch, logs, seconds, samples_done, train_seconds=None):
+        self.stream.write(self.summary(epoch, logs, seconds, samples_done, train_seconds) + "\n")
         self.stream.flush()
 
     def message(self, text):
@@ -167,9 +170,9 @@ class ProgressBar(EpochLines):
         self.last = now
         self._draw(self.line(samples_done, running_loss, now))
 
-    def epoch_end(self, epoch, logs, seconds, samples_done):
+    def epoch_end(self, epoch, logs, seconds, samples_done, train_seconds=None):
         self._clear()  # the summary may be longer than the terminal: it wraps, it is not redrawn
-        self.stream.write(self.summary(epoch, logs, seconds, samples_done) + "\n")
+        self.stream.write(self.summary(epoch, logs, seconds, samples_done, train_seconds) + "\n")
         self.stream.flush()
 
     def message(self, text):

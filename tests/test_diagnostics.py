@@ -102,7 +102,7 @@ def test_linear_model_on_a_quadratic_target_plateaus():
     history = model.fit(X, (X ** 2).sum(axis=1), epochs=30, verbose=0)
     d = history.diagnose()
     assert d.kind == "plateau"
-    assert 3 <= d.epoch <= 15 and f"since epoch {d.epoch}" in d.summary
+    assert 3 <= d.epoch <= 15 and f"improvement by epoch {d.epoch}" in d.summary
     assert "ReduceLROnPlateau" in d.suggestion
 
 
