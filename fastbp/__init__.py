@@ -20,6 +20,7 @@ from .layers import Dense
 from .losses import BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError
 from .model import History, Sequential
 from .optimizers import SGD, Adam, AdamW
+from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -33,5 +34,8 @@ __all__ = [
     "MeanSquaredError",
     "SGD",
     "Sequential",
+    "get_num_threads",
+    "num_threads",
     "ops",
+    "set_num_threads",
 ]
