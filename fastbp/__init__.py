@@ -21,6 +21,7 @@ from .layers import Dense
 from .losses import BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError
 from .model import History, Sequential
 from .optimizers import SGD, Adam, AdamW
+from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -36,8 +37,11 @@ __all__ = [
     "Sequential",
     "callbacks",
     "diagnostics",
+    "get_num_threads",
     "io",
     "load_model",
+    "num_threads",
     "ops",
     "schedules",
+    "set_num_threads",
 ]

@@ -623,6 +623,22 @@ cdef void _dense_backward(Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, co
         fbp_dense_backward_f64(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, dZ, dW, db, dX)
 
 
+def _dense_shapes(X, W):
+    """(rows, in_features, out_features) of a dense layer's X and W, checked to agree and to
+    fit in a C int."""
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-d (in_features, out_features), got shape {W.shape}")
+    n_in, n_out = W.shape
+    if X.ndim != 2 or X.shape[1] != n_in:
+        raise ValueError(f"X must have shape (n_samples, {n_in}) to match W {W.shape}, "
+                         f"got {X.shape}")
+    rows = X.shape[0]
+    for size, what in ((rows, "the number of rows"), (n_in, "in_features"),
+                       (n_out, "out_features")):
+        _require_int(size, what)
+    return rows, n_in, n_out
+
+
 def _bias_shape_ok(b, Py_ssize_t n_out):
     return b.shape == (n_out,) or b.shape == (1, n_out)
 
@@ -634,22 +650,13 @@ def dense_forward(X, W, b, int act, double slope, out):
     _require(X, "X", t, False, "W")
     _require(b, "b", t, False, "W")
     _require(out, "out", t, True, "W")
-    if W.ndim != 2:
-        raise ValueError(f"W must be 2-d (in_features, out_features), got shape {W.shape}")
-    n_in, n_out = W.shape
-    if X.ndim != 2 or X.shape[1] != n_in:
-        raise ValueError(f"X must have shape (n_samples, {n_in}) to match W {W.shape}, "
-                         f"got {X.shape}")
+    rows, n_in, n_out = _dense_shapes(X, W)
     if not _bias_shape_ok(b, n_out):
         raise ValueError(f"b must have shape ({n_out},) or (1, {n_out}) to match W {W.shape}, "
                          f"got {b.shape}")
-    rows = X.shape[0]
     _require_shape(out, "out", (rows, n_out))
     for other, name in ((X, "X"), (W, "W"), (b, "b")):
         _require_disjoint(out, "out", other, name)
-    for size, what in ((rows, "the number of rows"), (n_in, "in_features"),
-                       (n_out, "out_features")):
-        _require_int(size, what)
     cdef Py_ssize_t r = rows, i = n_in, o = n_out
     cdef const void *x = _data(X)
     cdef const void *w = _data(W)
@@ -675,13 +682,7 @@ def dense_backward(X, W, dZ, dX, dW, db):
     _require(db, "db", t, True, "W")
     if dX is not None:
         _require(dX, "dX", t, True, "W")
-    if W.ndim != 2:
-        raise ValueError(f"W must be 2-d (in_features, out_features), got shape {W.shape}")
-    n_in, n_out = W.shape
-    if X.ndim != 2 or X.shape[1] != n_in:
-        raise ValueError(f"X must have shape (n_samples, {n_in}) to match W {W.shape}, "
-                         f"got {X.shape}")
-    rows = X.shape[0]
+    rows, n_in, n_out = _dense_shapes(X, W)
     _require_shape(dZ, "dZ", (rows, n_out))
     _require_shape(dW, "dW", (n_in, n_out))
     if not _bias_shape_ok(db, n_out):
@@ -693,9 +694,6 @@ def dense_backward(X, W, dZ, dX, dW, db):
     for k, (output, name) in enumerate(outputs):
         for other, other_name in ((X, "X"), (W, "W"), (dZ, "dZ")) + tuple(outputs[:k]):
             _require_disjoint(output, name, other, other_name)
-    for size, what in ((rows, "the number of rows"), (n_in, "in_features"),
-                       (n_out, "out_features")):
-        _require_int(size, what)
     cdef Py_ssize_t r = rows, i = n_in, o = n_out
     cdef const void *x = _data(X)
     cdef const void *w = _data(W)

@@ -20,6 +20,7 @@ from . import optimizers as optimizers_module
 from . import progress as progress_module
 from ._validation import as_real_array, as_samples, check_finite, check_float, check_int
 from .layers import Dense
+from .threads import num_threads
 
 # Rows per C call when evaluating or predicting (the workspace holds at least this many).
 EVAL_ROWS = 256
@@ -96,6 +97,9 @@ class Sequential:
     seed : int or None
         Seeds initialisation and the per-epoch shuffles: two models built with the same seed
         and trained the same way end with identical histories and weights.
+    n_threads : int or None
+        BLAS threads for this model's fit, evaluate and predict (None: the process setting,
+        see :func:`fastbp.set_num_threads`). Each call also takes ``n_threads=``.
 
     Examples
     --------
@@ -104,7 +108,7 @@ class Sequential:
     >>> model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     """
 
-    def __init__(self, layers, dtype="float32", seed=None):
+    def __init__(self, layers, dtype="float32", seed=None, n_threads=None):
         if not isinstance(layers, (list, tuple)) or not layers:
             raise TypeError("layers must be a non-empty list of Dense layers")
         for i, layer in enumerate(layers):
@@ -122,6 +126,7 @@ class Sequential:
                     f"layers[{i}].in_features is {layers[i].in_features} but layers[{i - 1}] "
                     f"has out_features {layers[i - 1].out_features}")
         self.dtype = _model_dtype(dtype)
+        self.n_threads = None if n_threads is None else check_int(n_threads, "n_threads", 1)
         self.layers = list(layers)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -252,8 +257,8 @@ class Sequential:
 
     # ---- training -----------------------------------------------------------------------
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-            validation_split=0.0, verbose=1, callbacks=None, sample_weight=None,
-            class_weight=None, steps_per_execution=None):
+            validation_split=0.0, verbose=1, n_threads=None, callbacks=None,
+            sample_weight=None, class_weight=None, steps_per_execution=None):
         """Train with mini-batches; returns a :class:`History`.
 
         Parameters
@@ -286,6 +291,8 @@ class Sequential:
             default picks about 5e8 floating-point operations per call (a few hundredths of a
             second), independent of ``verbose``. It never changes the weights: any value
             gives the same training, bit for bit.
+        n_threads : int or None
+            BLAS threads for this call (default: the model's ``n_threads``).
 
         If the loss or a gradient turns NaN or infinite, training stops with a
         RuntimeWarning and the weights are those before the step that failed.
@@ -306,7 +313,7 @@ class Sequential:
         if weights is not None:
             weights = np.ascontiguousarray(weights[:X.shape[0]])
         callback_list = callbacks_module.CallbackList(callbacks, self, {})
-        with self._exclusive():
+        with self._exclusive(n_threads):
             return self._train(X, y, weights, X_val, y_val, epochs, batch_size, bool(shuffle),
                                verbose, callback_list, steps_per_execution)
 
@@ -480,13 +487,13 @@ class Sequential:
         threshold = 0.0 if logits else 0.5
         return {prefix + name: fn(output, y, self._task, threshold) for name, fn in self.metrics}
 
-    def evaluate(self, X, y, return_dict=False):
+    def evaluate(self, X, y, return_dict=False, n_threads=None):
         """The loss on (X, y) and the compiled metrics: a float when there are no metrics,
         else ``[loss, metric, ...]`` (or a dict with ``return_dict=True``), as Keras."""
         self._require_compiled()
         X, y = self._prepare(X, y)
         out = np.empty((X.shape[0], self.layers[-1].out_features), self.dtype)
-        with self._exclusive():
+        with self._exclusive(n_threads):
             logs = {"loss": float(self._network.evaluate(X, y, out))}
         logs.update(self._metric_values(out, y))
         if return_dict:
@@ -504,12 +511,12 @@ class Sequential:
             loss = self._network.loss_and_grad(X, y, weights)
             return float(loss), [piece.copy() for piece in self._split(self._network.grads)]
 
-    def predict(self, X):
+    def predict(self, X, n_threads=None):
         """The network's output for X, shape (n_samples, out_features), in the model's dtype,
         after the last layer's activation (probabilities for softmax/sigmoid, else as is)."""
         X = as_samples(X, "X", self.dtype, self.layers[0].in_features)
         out = np.empty((X.shape[0], self.layers[-1].out_features), self.dtype)
-        with self._exclusive():
+        with self._exclusive(n_threads):
             return self._network.predict(X, out)
 
     # ---- learning-rate range test ---------------------------------------------------------
@@ -613,10 +620,12 @@ class Sequential:
         with self._exclusive():  # not while another thread trains (a callback may save)
             io.save_model(self, path)
 
-    def _exclusive(self):
-        """Hold the model for one call: a second thread gets a clear error, not a shared
-        workspace."""
-        return _Exclusive(self._lock)
+    def _exclusive(self, n_threads=None):
+        """Hold the model for one call (a second thread gets a clear error, not a shared
+        workspace), with BLAS limited to n_threads (or the model's n_threads) meanwhile."""
+        if n_threads is None:
+            n_threads = self.n_threads
+        return _Exclusive(self._lock, n_threads)
 
     def __repr__(self):
         body = ", ".join(repr(layer) for layer in self.layers)
@@ -673,14 +682,23 @@ class _OwnerLock:
 
 
 class _Exclusive:
-    def __init__(self, lock):
+    def __init__(self, lock, n_threads):
         self.lock = lock
+        self.threads = num_threads(n_threads)
 
     def __enter__(self):
         if not self.lock.acquire(blocking=False):
             raise RuntimeError("this model is already in use by another thread (fit, evaluate "
                                "or predict); use one model per thread")
+        try:
+            self.threads.__enter__()
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __exit__(self, *exc):
-        self.lock.release()
+        try:
+            self.threads.__exit__(*exc)
+        finally:
+            self.lock.release()
 
