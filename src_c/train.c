@@ -122,9 +122,9 @@ static double FBP(weighted_loss)(const fbp_net *net, int rows, const REAL *outpu
     double total = 0;
     for (int i = 0; i < rows; i++) {
         REAL *g = grad ? grad + (ptrdiff_t)i * k : NULL;
-        total += (double)weights[i] *
-                 FBP(output_loss)(net, 1, output + (ptrdiff_t)i * k, Y ? Y + (ptrdiff_t)i * tw : NULL,
-                                  labels ? labels + i : NULL, g);
+        const REAL *y = Y ? Y + (ptrdiff_t)i * tw : NULL;
+        total += (double)weights[i] * FBP(output_loss)(net, 1, output + (ptrdiff_t)i * k, y,
+                                                        labels ? labels + i : NULL, g);
         if (g) {
             const REAL scale = (REAL)((double)weights[i] / rows);
             for (int j = 0; j < k; j++) g[j] *= scale;
