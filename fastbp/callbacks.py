@@ -223,8 +223,9 @@ class EarlyStopping(_Monitor):
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch and self.verbose:
+            best = "-" if self.best_epoch is None else self.best_epoch + 1
             print(f"Epoch {self.stopped_epoch + 1}: early stopping ({self.monitor} has not "
-                  f"improved since epoch {self.best_epoch + 1 if self.best_epoch is not None else '-'})")
+                  f"improved since epoch {best})")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose:
                 print(f"Restoring the weights of epoch {self.best_epoch + 1} "

@@ -239,18 +239,22 @@ def corrupt_entry(name, value):
 @pytest.mark.parametrize("change, message", [
     (lambda a: a.pop("layers.1.b"), r"missing entries \['layers.1.b'\]"),
     (lambda a: a.pop("rng_state"), r"missing entries \['rng_state'\]"),
-    (lambda a: a.__setitem__("extra", np.ones(2)), r"entries its architecture does not explain: \['extra'\]"),
+    (lambda a: a.__setitem__("extra", np.ones(2)),
+     r"entries its architecture does not explain: \['extra'\]"),
     (lambda a: a.__setitem__("layers.0.W", np.ones((6, 15), np.float32)),
      r"'layers.0.W' must be float32 of shape \(6, 16\).*\(6, 15\)"),
     (lambda a: a.__setitem__("layers.2.b", np.ones(3)), r"'layers.2.b' must be float32 .*float64"),
-    (lambda a: a.__setitem__("optimizer.state1", np.ones(10, np.float32)), "'optimizer.state1' must be"),
+    (lambda a: a.__setitem__("optimizer.state1", np.ones(10, np.float32)),
+     "'optimizer.state1' must be"),
     (lambda a: a.__setitem__("layers.0.b", np.full(16, np.nan, np.float32)), "NaN or infinity"),
     (lambda a: a.__setitem__("optimizer.step", np.array(-1)), "'optimizer.step' must be"),
     (lambda a: a.__setitem__("format_version", np.array(99)), "newer fastbp .*version 99"),
     (lambda a: a.__setitem__("fastbp_format", np.array("something-else")), "not a fastbp model"),
-    (lambda a: a.__setitem__("architecture", np.array("{not json")), "'architecture' is not valid JSON"),
+    (lambda a: a.__setitem__("architecture", np.array("{not json")),
+     "'architecture' is not valid JSON"),
     (lambda a: a.__setitem__("architecture", np.array([1, 2])), "'architecture' must be a string"),
-    (lambda a: a.__setitem__("rng_state", np.array('{"bit_generator": "MT19937"}')), "'rng_state' is not"),
+    (lambda a: a.__setitem__("rng_state", np.array('{"bit_generator": "MT19937"}')),
+     "'rng_state' is not"),
 ])
 def test_inconsistent_entries_are_rejected(saved, change, message):
     _, path = saved

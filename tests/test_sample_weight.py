@@ -15,8 +15,8 @@ TOL = {"float64": 1e-12, "float32": 2e-5}
 
 def problem(loss, activation, k, targets, dtype="float64", n=12, seed=0):
     rng = np.random.default_rng(seed)
-    model = fb.Sequential([fb.Dense(4, 5, activation="relu"), fb.Dense(5, k, activation=activation)],
-                          dtype=dtype, seed=seed)
+    model = fb.Sequential([fb.Dense(4, 5, activation="relu"),
+                           fb.Dense(5, k, activation=activation)], dtype=dtype, seed=seed)
     model.compile(loss=loss, optimizer=fb.SGD(lr=0.1))
     X = rng.normal(size=(n, 4))
     if targets == "labels":
@@ -127,15 +127,18 @@ def test_class_weight_helps_the_minority_class():
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(sample_weight=np.ones(5)), ValueError, r"sample_weight must have shape \(n_samples,\) = \(12,\)"),
+    (dict(sample_weight=np.ones(5)), ValueError,
+     r"sample_weight must have shape \(n_samples,\) = \(12,\)"),
     (dict(sample_weight=-np.ones(12)), ValueError, "sample_weight must hold weights >= 0"),
     (dict(sample_weight=np.full(12, np.nan)), ValueError, "sample_weight contains NaN"),
     (dict(sample_weight=["a"] * 12), TypeError, "sample_weight must hold real numbers"),
     (dict(class_weight=[1, 2, 3]), TypeError, "class_weight must be a dict"),
-    (dict(class_weight={3: 1.0}), ValueError, r"class_weight keys must be class indices in \[0, 3\)"),
+    (dict(class_weight={3: 1.0}), ValueError,
+     r"class_weight keys must be class indices in \[0, 3\)"),
     (dict(class_weight={True: 1.0}), ValueError, "class_weight keys must be class indices"),
     (dict(class_weight={0: -1.0}), ValueError, r"class_weight\[0\] must be in \[0"),
-    (dict(validation_data=(np.ones((2, 4)), [0, 1], [1, 1])), ValueError, "validation sample weights are not supported"),
+    (dict(validation_data=(np.ones((2, 4)), [0, 1], [1, 1])), ValueError,
+     "validation sample weights are not supported"),
 ])
 def test_bad_weights_are_named(kwargs, error, message):
     model, X, y, _ = problem(*CASES[0])
