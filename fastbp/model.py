@@ -417,7 +417,7 @@ class Sequential:
                 optimizer._configure(network)
                 lr = optimizer.lr
                 started = time.perf_counter()
-                perm = self._rng.permutation(n).astype(np.int64) if shuffle else order
+                perm = self._rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
                 progress.epoch_begin(epoch)
                 total, done = 0.0, 0
                 for start in range(0, n, chunk):
@@ -573,10 +573,10 @@ class Sequential:
             average, best, diverged_at = 0.0, np.inf, None
             try:
                 network.reserve(batch_size)
-                perm, position = self._rng.permutation(n).astype(np.int64), 0
+                perm, position = self._rng.permutation(n).astype(np.int64, copy=False), 0
                 for i in range(steps):
                     if position + batch_size > n:
-                        perm, position = self._rng.permutation(n).astype(np.int64), 0
+                        perm, position = self._rng.permutation(n).astype(np.int64, copy=False), 0
                     lr = min_lr * (max_lr / min_lr) ** (i / (steps - 1))
                     optimizer.lr = lr
                     optimizer._configure(network)
