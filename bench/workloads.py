@@ -57,19 +57,19 @@ ADAM = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}
 
 WORKLOADS = {w.name: w for w in [
     Workload("tiny", (64, 32, 10), "relu", "categorical_crossentropy", "sgd", SGD_MOMENTUM,
-             batch_size=32, n_samples=1797, epochs=30),
+             batch_size=32, n_samples=1797, epochs=20),
     Workload("online", (64, 32, 10), "relu", "categorical_crossentropy", "sgd", SGD_MOMENTUM,
-             batch_size=1, n_samples=1797, epochs=5),
+             batch_size=1, n_samples=1797, epochs=3),
     Workload("small", (784, 128, 10), "relu", "categorical_crossentropy", "adam", ADAM,
-             batch_size=64, n_samples=10000, epochs=10),
+             batch_size=64, n_samples=10000, epochs=5),
     Workload("medium", (784, 512, 512, 10), "relu", "categorical_crossentropy", "adam", ADAM,
-             batch_size=128, n_samples=10000, epochs=5),
+             batch_size=128, n_samples=10000, epochs=3),
     Workload("large", (2048, 2048, 2048, 10), "relu", "categorical_crossentropy", "adam", ADAM,
-             batch_size=256, n_samples=8192, epochs=3),
+             batch_size=256, n_samples=8192, epochs=2),
     Workload("regression", (10, 64, 64, 1), "tanh", "mse", "sgd", {"lr": 0.01},
-             batch_size=32, n_samples=20000, dtype="float64", epochs=5),
+             batch_size=32, n_samples=20000, dtype="float64", epochs=3),
     Workload("binary", (30, 16, 1), "relu", "binary_crossentropy", "adam", ADAM,
-             batch_size=16, n_samples=569, epochs=30),
+             batch_size=16, n_samples=569, epochs=20),
 ]}
 
 
