@@ -5,7 +5,9 @@ workload (issue 3).
 
 Every peer starts from the same seeded weights on the same seeded synthetic data, with the same
 optimizer and batch size, and trains the same number of epochs in a process of its own with
-the thread count pinned (bench/peer_process.py). Reported per peer: the median wall time of an
+the thread count pinned (bench/peer_process.py). The processes of one workload are started
+and warmed up together, then take turns, one at a time, a few epochs per turn, so that the
+machine's background load (a shared machine) falls on every peer alike. Reported per peer: the median wall time of an
 epoch after one warm-up epoch, that time divided by fastbp's, GFLOP/s counted as
 6 x weights x samples per epoch, the process's peak resident memory, the loss before and after
 training (one numpy formula for all peers: they should agree to a few digits), and the CPU
@@ -23,6 +25,9 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,12 +48,15 @@ OPENBLAS_NOTE = ("Note: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE must be unset for
 QUICK_SAMPLES, QUICK_EPOCHS, QUICK_CEILING = 256, 2, 512
 
 
+def child_command(threads, args):
+    return [sys.executable, str(BENCH / "peer_process.py"), "--threads", str(threads)] + args
+
+
 def run_child(args, threads, timeout):
-    """Run bench/peer_process.py with `args`; its result dict, or {"error": ...}."""
-    command = [sys.executable, str(BENCH / "peer_process.py"), "--threads", str(threads)] + args
+    """Run bench/peer_process.py with `args` to its end; its result dict, or {"error": ...}."""
     try:
-        done = subprocess.run(command, env=thread_environment(threads), capture_output=True,
-                              text=True, timeout=timeout)
+        done = subprocess.run(child_command(threads, args), env=thread_environment(threads),
+                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
     for line in done.stdout.splitlines():
@@ -56,6 +64,84 @@ def run_child(args, threads, timeout):
             return json.loads(line[len("RESULT "):])
     last = (done.stderr.strip().splitlines() or ["no output"])[-1]
     return {"error": f"exit code {done.returncode}: {last}"}
+
+
+class Child:
+    """A peer process in --serve mode: set up and warmed up on start, then one epoch per
+    request. Its stderr goes to a temporary file (read on failure); a timer kills it at
+    the deadline."""
+
+    def __init__(self, threads, args, timeout):
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(child_command(threads, args + ["--serve"]),
+                                        env=thread_environment(threads), text=True, bufsize=1,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.log)
+        self.timer = threading.Timer(timeout, self.process.kill)
+        self.timer.start()
+        self.error = None
+
+    def expect(self, prefix):
+        """The rest of the next line that starts with `prefix` (other lines are skipped)."""
+        for line in self.process.stdout:
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+        self.process.wait()
+        self.log.seek(0)
+        last = (self.log.read().strip().splitlines() or ["no output"])[-1]
+        self.error = f"exit code {self.process.returncode}: {last}"
+        return None
+
+    def send(self, command):
+        try:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def close(self):
+        self.timer.cancel()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+
+ROUNDS = 5  # turns each peer gets; its epochs are split over them
+PAUSE = 0.2  # seconds between turns with threads > 1: idle BLAS/OpenMP workers spin a while
+
+
+def measure_workload(workload, peer_names, threads, epochs, extra_args, timeout):
+    """Each peer in its own process, all started and warmed up first; then in turns, one
+    peer at a time (rotating who goes first), a few epochs per turn, so that a change in the
+    machine's background load falls on every peer alike. Returns peer -> result dict (or
+    {"error": ...})."""
+    children = {peer: Child(threads, ["--peer", peer, "--workload", workload.name]
+                            + extra_args, timeout) for peer in peer_names}
+    try:
+        ready = [peer for peer, child in children.items() if child.expect("READY ") is not None]
+        rounds = min(ROUNDS, epochs)
+        for turn in range(rounds):
+            count = epochs // rounds + (turn < epochs % rounds)
+            shift = turn % len(ready) if ready else 0
+            for peer in ready[shift:] + ready[:shift]:
+                if threads > 1:
+                    time.sleep(PAUSE)
+                children[peer].send(f"epochs {count}")
+                children[peer].expect("EPOCHS ")
+        rows = {}
+        for peer, child in children.items():
+            if child.error is None:
+                child.send("done")
+                line = child.expect("RESULT ")
+                if line is not None:
+                    rows[peer] = json.loads(line)
+            if child.error is not None:
+                rows[peer] = {"error": child.error}
+        return rows
+    finally:
+        for child in children.values():
+            child.close()
 
 
 def describe_blas(infos):
@@ -224,13 +310,10 @@ def main(argv=None):
         for workload in chosen:
             epochs = args.epochs or (QUICK_EPOCHS if args.quick else workload.epochs)
             n_samples = min(QUICK_SAMPLES, workload.n_samples) if args.quick else None
-            rows = {}
-            for peer in available:
-                child = ["--peer", peer, "--workload", workload.name, "--epochs", str(epochs),
-                         "--seed", str(args.seed)]
-                if n_samples:
-                    child += ["--n-samples", str(n_samples)]
-                rows[peer] = run_child(child, threads, args.timeout)
+            extra = ["--seed", str(args.seed)] + (["--n-samples", str(n_samples)]
+                                                  if n_samples else [])
+            rows = measure_workload(workload, list(available), threads, epochs, extra,
+                                    args.timeout)
             run["workloads"][workload.name] = rows
             print(f"\n### {workload.describe()}"
                   + (f" (quick: {n_samples} samples)" if n_samples else "")

@@ -1,6 +1,7 @@
 """One measurement in a process of its own, with the thread count pinned before any numerical
-library loads. bench/compare_peers.py starts one per (peer, workload, thread count), and one
-for the matmul ceiling; each prints a single line ``RESULT {json}``.
+library loads. bench/compare_peers.py starts one per peer and workload (``--serve``: it then
+asks each for one epoch at a time, in turn), and one for the matmul ceiling; each ends by
+printing a line ``RESULT {json}``. By hand:
 
     python bench/peer_process.py --peer torch --workload tiny --threads 1 --epochs 10
     python bench/peer_process.py --ceiling --threads 1
@@ -61,40 +62,84 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def run_peer(args):
-    import numpy as np
+class PeerRun:
+    """One peer on one workload: set up and warm up at construction, then one epoch per call
+    of ``epoch()``, then ``result()``."""
 
-    import peers
-    import workloads
+    def __init__(self, args):
+        import peers
+        import workloads
 
-    workload = workloads.WORKLOADS[args.workload]
-    module = peers.load(args.peer)
-    limit_library_threads(args.threads, args.peer)
-    X, y = workloads.make_data(workload, seed=args.seed, n_samples=args.n_samples)
-    weights = workloads.initial_weights(workload, seed=args.seed)
-    trainer = module.Trainer(workload, X, y, weights, seed=args.seed)
-    rss_before = peak_rss_mib()
-    times, cpu_times = [], []
-    for _ in range(1 + args.epochs):  # the first is the warm-up
+        self.args = args
+        self.workload = workloads.WORKLOADS[args.workload]
+        self.module = peers.load(args.peer)
+        limit_library_threads(args.threads, args.peer)
+        self.X, self.y = workloads.make_data(self.workload, seed=args.seed,
+                                             n_samples=args.n_samples)
+        self.weights = workloads.initial_weights(self.workload, seed=args.seed)
+        self.trainer = self.module.Trainer(self.workload, self.X, self.y, self.weights,
+                                           seed=args.seed)
+        self.rss_after_setup = peak_rss_mib()
+        self.warmup_s = self.epoch()[0]
+        self.wall, self.cpu = [], []
+
+    def epoch(self):
+        """Train one epoch; (wall seconds, CPU seconds of this process)."""
         started, cpu_started = time.perf_counter(), time.process_time()
-        trainer.epoch()
-        times.append(time.perf_counter() - started)
-        cpu_times.append(time.process_time() - cpu_started)
-    final = trainer.get_weights()
-    return {
-        "peer": args.peer, "workload": workload.name, "threads": args.threads,
-        "n_samples": len(X), "epochs": args.epochs,
-        "warmup_s": times[0], "epoch_s": times[1:],
-        "median_ms": 1e3 * float(np.median(times[1:])),
-        "min_ms": 1e3 * min(times[1:]),
-        # CPU seconds per wall second per allowed thread: well below 1 for a peer that is
-        # meant to keep its threads busy means other processes took the CPU
-        "cpu_use": sum(cpu_times[1:]) / sum(times[1:]) / args.threads,
-        "loss_start": workloads.reference_loss(workload, weights, X, y),
-        "loss_end": workloads.reference_loss(workload, final, X, y),
-        "peak_rss_mib": peak_rss_mib(), "rss_after_setup_mib": rss_before,
-        "versions": module.versions(), "blas": blas_info(),
-    }
+        self.trainer.epoch()
+        return time.perf_counter() - started, time.process_time() - cpu_started
+
+    def measure(self):
+        wall, cpu = self.epoch()
+        self.wall.append(wall)
+        self.cpu.append(cpu)
+        return wall, cpu
+
+    def result(self):
+        import numpy as np
+
+        import workloads
+
+        final = self.trainer.get_weights()
+        w, args = self.workload, self.args
+        return {
+            "peer": args.peer, "workload": w.name, "threads": args.threads,
+            "n_samples": len(self.X), "epochs": len(self.wall),
+            "warmup_s": self.warmup_s, "epoch_s": self.wall, "epoch_cpu_s": self.cpu,
+            "median_ms": 1e3 * float(np.median(self.wall)),
+            "min_ms": 1e3 * min(self.wall),
+            "median_cpu_ms": 1e3 * float(np.median(self.cpu)),
+            # CPU seconds per wall second per allowed thread: well below 1 for a peer meant
+            # to keep its threads busy means other processes had the CPU
+            "cpu_use": sum(self.cpu) / sum(self.wall) / args.threads,
+            "loss_start": workloads.reference_loss(w, self.weights, self.X, self.y),
+            "loss_end": workloads.reference_loss(w, final, self.X, self.y),
+            "peak_rss_mib": peak_rss_mib(), "rss_after_setup_mib": self.rss_after_setup,
+            "versions": self.module.versions(), "blas": blas_info(),
+        }
+
+
+def serve(args):
+    """The protocol compare_peers.py drives: after setup and the warm-up epoch print READY;
+    for each line "epochs N" on stdin train N epochs and print "EPOCHS" and their wall
+    seconds; on "done" print the RESULT line and exit."""
+    run = PeerRun(args)
+    print(f"READY {run.warmup_s}", flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if words[:1] == ["epochs"]:
+            walls = [run.measure()[0] for _ in range(int(words[1]))]
+            print("EPOCHS " + " ".join(map(repr, walls)), flush=True)
+        elif words[:1] == ["done"]:
+            break
+    return run.result()
+
+
+def run_alone(args):
+    run = PeerRun(args)
+    for _ in range(args.epochs):
+        run.measure()
+    return run.result()
 
 
 def run_ceiling(args):
@@ -141,6 +186,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--serve", action="store_true", help="epochs on request (stdin)")
     args = parser.parse_args(argv)
     # before numpy, scipy, torch or jax load:
     os.environ.update(thread_environment(args.threads))
@@ -151,7 +197,7 @@ def main(argv=None):
     from _source_tree import prefer_built_source_tree
 
     prefer_built_source_tree()
-    result = run_ceiling(args) if args.ceiling else run_peer(args)
+    result = run_ceiling(args) if args.ceiling else serve(args) if args.serve else run_alone(args)
     print("RESULT " + json.dumps(result), flush=True)
 
 
