@@ -10,11 +10,13 @@ and warmed up together, then take turns, one at a time, a few epochs per turn, s
 machine's background load (a shared machine) falls on every peer alike. Reported per peer: the median wall time of an
 epoch after one warm-up epoch, that time divided by fastbp's, GFLOP/s counted as
 6 x weights x samples per epoch, the process's peak resident memory, the loss before and after
-training (one numpy formula for all peers: they should agree to a few digits), and the CPU
-use (CPU seconds per wall second per allowed thread; well below 1 at 1 thread means other
-processes took the CPU and the row is noisy). Also the machine's matmul ceiling (numpy.matmul
-on 4096 x 4096 float32, and scipy's sgemm, the BLAS fastbp calls) at the same thread count,
-with the BLAS kernels that ran. Results go to bench/results/latest.json as well.
+training (one numpy formula for all peers: they should agree to a few digits), the CPU use
+(CPU seconds per wall second per allowed thread; well below 1 at 1 thread means other
+processes took the CPU and the row is noisy) and the median CPU time of an epoch (at 1
+thread the figure least disturbed by other processes). Also the machine's matmul ceiling
+(numpy.matmul on 4096 x 4096 float32, best of 5, and scipy's sgemm, the BLAS fastbp calls) at
+the same thread count, with the BLAS kernels that ran. Results go to
+bench/results/latest.json as well.
 """
 import argparse
 import datetime
@@ -160,18 +162,18 @@ def format_table(workload, rows, ceiling=None):
     """A markdown table of one workload's results (rows: peer -> result dict)."""
     base = rows.get("fastbp", {}).get("median_ms")
     lines = ["| peer | ms/epoch (median) | time ÷ fastbp | GFLOP/s | peak RSS MiB "
-             "| loss start → end | CPU use |",
-             "|---|---:|---:|---:|---:|---|---:|"]
+             "| loss start → end | CPU use | CPU ms/epoch |",
+             "|---|---:|---:|---:|---:|---|---:|---:|"]
     for peer, r in rows.items():
         name = peers.PEERS[peer][1]
         if "error" in r:
-            lines.append(f"| {name} | failed: {r['error']} | | | | | |")
+            lines.append(f"| {name} | failed: {r['error']} | | | | | | |")
             continue
         gflops = gflop_per_s(workload, r)
         ratio = f"{r['median_ms'] / base:.2f}" if base else "–"
         lines.append(f"| {name} | {r['median_ms']:.3f} | {ratio} | {gflops:.2f} "
                      f"| {r['peak_rss_mib']:.0f} | {r['loss_start']:.4f} → {r['loss_end']:.4f} "
-                     f"| {r['cpu_use']:.2f} |")
+                     f"| {r['cpu_use']:.2f} | {r['median_cpu_ms']:.3f} |")
     if ceiling and workload.name == "large" and base:
         fastbp_gflops = gflop_per_s(workload, rows["fastbp"])
         lines.append(f"\nfastbp reaches {fastbp_gflops / ceiling['numpy_matmul_gflops']:.0%} "
@@ -301,7 +303,7 @@ def main(argv=None):
         if "error" in ceiling:
             print(f"matmul ceiling: failed: {ceiling['error']}")
         else:
-            print(f"Matmul ceiling ({size}×{size} float32): numpy.matmul "
+            print(f"Matmul ceiling ({size}×{size} float32, best of 5): numpy.matmul "
                   f"{ceiling['numpy_matmul_gflops']:.1f} GFLOP/s, scipy sgemm "
                   f"{ceiling['scipy_sgemm_gflops']:.1f} GFLOP/s")
             print(f"- numpy {ceiling['numpy']} BLAS: {describe_blas(ceiling['numpy_blas'])}")
