@@ -173,7 +173,7 @@ def format_table(workload, rows, ceiling=None):
         ratio = f"{r['median_ms'] / base:.2f}" if base else "–"
         lines.append(f"| {name} | {r['median_ms']:.3f} | {ratio} | {gflops:.2f} "
                      f"| {r['peak_rss_mib']:.0f} | {r['loss_start']:.4f} → {r['loss_end']:.4f} "
-                     f"| {r['cpu_use']:.2f} | {r['median_cpu_ms']:.3f} |")
+                     f"| {r['cpu_use']:.2f} | {r.get('median_cpu_ms', float('nan')):.3f} |")
     if ceiling and workload.name == "large" and base:
         fastbp_gflops = gflop_per_s(workload, rows["fastbp"])
         lines.append(f"\nfastbp reaches {fastbp_gflops / ceiling['numpy_matmul_gflops']:.0%} "
@@ -265,7 +265,12 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per peer process")
     parser.add_argument("--json", default=str(BENCH / "results" / "latest.json"),
                         help="where to write the results ('' for nowhere)")
+    parser.add_argument("--report", metavar="JSON",
+                        help="print the tables of a saved run (e.g. bench/results/latest.json) "
+                             "and exit")
     args = parser.parse_args(argv)
+    if args.report:
+        return report(args.report)
     chosen = workloads.select(args.workloads)
     peer_names = [p.strip() for p in args.peers.split(",") if p.strip()]
     unknown = [p for p in peer_names if p not in peers.PEERS]
@@ -289,8 +294,11 @@ def main(argv=None):
                   f"{'; '.join(hints)})")
         else:
             available[peer] = True
-    result = {"command": "python bench/compare_peers.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
+    command = "python bench/compare_peers.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if not set_now:
+        command = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE " + command
+    result = {"command": command,
         "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": info,
         "skipped": [p for p in peer_names if p not in available], "runs": []}
 
@@ -300,15 +308,7 @@ def main(argv=None):
         ceiling = run_child(["--ceiling", "--size", str(size)], threads, args.timeout)
         run = {"threads": threads, "quick": args.quick, "ceiling": ceiling, "workloads": {}}
         result["runs"].append(run)
-        if "error" in ceiling:
-            print(f"matmul ceiling: failed: {ceiling['error']}")
-        else:
-            print(f"Matmul ceiling ({size}×{size} float32, best of 5): numpy.matmul "
-                  f"{ceiling['numpy_matmul_gflops']:.1f} GFLOP/s, scipy sgemm "
-                  f"{ceiling['scipy_sgemm_gflops']:.1f} GFLOP/s")
-            print(f"- numpy {ceiling['numpy']} BLAS: {describe_blas(ceiling['numpy_blas'])}")
-            print(f"- scipy {ceiling['scipy']} BLAS (fastbp's): "
-                  f"{describe_blas(ceiling['scipy_blas'])}")
+        print(format_ceiling(ceiling))
         for workload in chosen:
             epochs = args.epochs or (QUICK_EPOCHS if args.quick else workload.epochs)
             n_samples = min(QUICK_SAMPLES, workload.n_samples) if args.quick else None
@@ -317,9 +317,7 @@ def main(argv=None):
             rows = measure_workload(workload, list(available), threads, epochs, extra,
                                     args.timeout)
             run["workloads"][workload.name] = rows
-            print(f"\n### {workload.describe()}"
-                  + (f" (quick: {n_samples} samples)" if n_samples else "")
-                  + f"; {epochs} epochs after 1 warm-up\n")
+            print(format_heading(workload, epochs, n_samples))
             print(format_table(workload, rows, None if "error" in ceiling else ceiling),
                   flush=True)
             write_json(args.json, result)
@@ -333,14 +331,60 @@ def main(argv=None):
     print("\nVersions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     checks = check_targets(result["runs"])
     result["targets"] = [{"target": t, "measured": m, "met": bool(ok)} for t, m, ok in checks]
-    if checks:
-        print(f"\n{TARGETS_NOTE}:\n\n| target | measured | met |\n|---|---:|---|")
-        for target, measured, ok in checks:
-            print(f"| {target} | {measured} | {'yes' if ok else 'NO'} |")
+    print(format_targets(checks))
     result["machine"]["load_average_end"] = os.getloadavg()
     print(f"\nLoad average at the end: {result['machine']['load_average_end'][0]:.2f}")
     write_json(args.json, result)
     return result
+
+
+def format_ceiling(ceiling):
+    if "error" in ceiling:
+        return f"matmul ceiling: failed: {ceiling['error']}"
+    size = ceiling["size"]
+    return "\n".join([
+        f"Matmul ceiling ({size}×{size} float32, best of 5): numpy.matmul "
+        f"{ceiling['numpy_matmul_gflops']:.1f} GFLOP/s, scipy sgemm "
+        f"{ceiling['scipy_sgemm_gflops']:.1f} GFLOP/s",
+        f"- numpy {ceiling['numpy']} BLAS: {describe_blas(ceiling['numpy_blas'])}",
+        f"- scipy {ceiling['scipy']} BLAS (fastbp's): {describe_blas(ceiling['scipy_blas'])}"])
+
+
+def format_heading(workload, epochs, n_samples=None):
+    return (f"\n### {workload.describe()}"
+            + (f" (quick: {n_samples} samples)" if n_samples else "")
+            + f"; {epochs} epochs after 1 warm-up\n")
+
+
+def format_targets(checks):
+    if not checks:
+        return ""
+    lines = [f"\n{TARGETS_NOTE}:\n", "| target | measured | met |", "|---|---:|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else 'NO'} |" for t, m, ok in checks]
+    return "\n".join(lines)
+
+
+def report(path):
+    """Print the tables of a saved run (for the README) without measuring anything."""
+    result = json.loads(pathlib.Path(path).read_text())
+    m = result["machine"]
+    print(f"`{result['command']}` on {result['date']}: {m.get('cpu', '?')}, {m['cpus']} CPUs, "
+          f"git {m.get('git', '?')}, load average {m['load_average'][0]:.2f} at start and "
+          f"{m.get('load_average_end', [float('nan')])[0]:.2f} at the end")
+    for run in result["runs"]:
+        print(f"\n## {run['threads']} thread{'s' if run['threads'] > 1 else ''}\n")
+        print(format_ceiling(run["ceiling"]))
+        for name, rows in run["workloads"].items():
+            workload = workloads.WORKLOADS[name]
+            some = next((r for r in rows.values() if "error" not in r), {})
+            n = some.get("n_samples", workload.n_samples)
+            print(format_heading(workload, some.get("epochs", "?"),
+                                 n if n != workload.n_samples else None))
+            print(format_table(workload, rows, run["ceiling"]
+                               if "error" not in run["ceiling"] else None))
+    print("\nVersions: " + ", ".join(f"{k} {v}" for k, v in result.get("versions", {}).items()))
+    print(format_targets([(t["target"], t["measured"], t["met"])
+                          for t in result.get("targets", [])]))
 
 
 def write_json(path, result):

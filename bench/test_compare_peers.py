@@ -83,3 +83,14 @@ def test_a_missing_peer_is_skipped_with_a_line(monkeypatch, capsys):
     assert "PyTorch eager: skipped (no_such_module_for_fastbp_bench not installed" in printed
     assert result["skipped"] == ["torch"]
     assert set(result["runs"][0]["workloads"]["binary"]) == {"numpy"}
+
+
+def test_report_reprints_a_saved_run(tmp_path, capsys):
+    out = tmp_path / "latest.json"
+    compare_peers.main(["--quick", "--workloads", "binary", "--threads", "1", "--peers",
+                        "numpy", "--json", str(out)])
+    live = capsys.readouterr().out
+    compare_peers.main(["--report", str(out)])
+    again = capsys.readouterr().out
+    table = live[live.index("| peer |"):live.index("Versions")].strip()
+    assert table in again
