@@ -3,6 +3,12 @@
 Forward ``Z = A @ W + b``, the activation, the fused softmax/sigmoid gradient at the output,
 ``dW = A.T @ dZ`` backward, and torch.optim's SGD/Adam updated in place, one parameter at a
 time. Everything stays in the workload's dtype (numpy 2 keeps float32 with Python scalars).
+
+Each step allocates its temporaries anew, as such a loop does. In a fresh process glibc's
+malloc hands the large ones (above its mmap/trim thresholds) back to the OS at every free, so
+every step page-faults them in again: on "small" this loop ran 3-6x faster with
+MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 (fastbp and PyTorch did
+not change). The benchmark leaves malloc as a user's script finds it.
 """
 import numpy as np
 
