@@ -15,11 +15,13 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "the installed package: run from another directory."
     ) from exc
 
-from . import ops
+from . import callbacks, diagnostics, io, ops, schedules
+from .io import load_model
 from .layers import Dense
 from .losses import BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError
 from .model import History, Sequential
 from .optimizers import SGD, Adam, AdamW
+from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -33,5 +35,13 @@ __all__ = [
     "MeanSquaredError",
     "SGD",
     "Sequential",
+    "callbacks",
+    "diagnostics",
+    "get_num_threads",
+    "io",
+    "load_model",
+    "num_threads",
     "ops",
+    "schedules",
+    "set_num_threads",
 ]

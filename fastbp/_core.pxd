@@ -37,6 +37,7 @@ cdef extern from "fastbp.h" nogil:
         int max_batch
         void *work
         int64_t *batch_labels
+        void *batch_weights
         fbp_blas blas
 
     ctypedef struct fbp_optimizer:
@@ -105,11 +106,13 @@ cdef extern from "fastbp.h" nogil:
                                 const double *grad)
 
     double fbp_train_epoch_f32(const fbp_net *net, fbp_optimizer *opt, const float *X,
-                               const float *Y, const int64_t *labels, const int64_t *perm,
-                               ptrdiff_t n, int batch_size, ptrdiff_t *n_trained)
+                               const float *Y, const int64_t *labels, const float *sample_weight,
+                               const int64_t *perm, ptrdiff_t n, int batch_size,
+                               ptrdiff_t *n_trained)
     double fbp_train_epoch_f64(const fbp_net *net, fbp_optimizer *opt, const double *X,
-                               const double *Y, const int64_t *labels, const int64_t *perm,
-                               ptrdiff_t n, int batch_size, ptrdiff_t *n_trained)
+                               const double *Y, const int64_t *labels, const double *sample_weight,
+                               const int64_t *perm, ptrdiff_t n, int batch_size,
+                               ptrdiff_t *n_trained)
     double fbp_evaluate_f32(const fbp_net *net, const float *X, const float *Y,
                             const int64_t *labels, ptrdiff_t n, float *out)
     double fbp_evaluate_f64(const fbp_net *net, const double *X, const double *Y,
@@ -117,6 +120,6 @@ cdef extern from "fastbp.h" nogil:
     void fbp_predict_f32(const fbp_net *net, const float *X, ptrdiff_t n, float *out)
     void fbp_predict_f64(const fbp_net *net, const double *X, ptrdiff_t n, double *out)
     double fbp_loss_and_grad_f32(const fbp_net *net, const float *X, const float *Y,
-                                 const int64_t *labels, int rows)
+                                 const int64_t *labels, const float *weights, int rows)
     double fbp_loss_and_grad_f64(const fbp_net *net, const double *X, const double *Y,
-                                 const int64_t *labels, int rows)
+                                 const int64_t *labels, const double *weights, int rows)

@@ -154,7 +154,7 @@ cdef class Network:
     cdef readonly cnp.ndarray grads
     cdef readonly cnp.ndarray state1
     cdef readonly cnp.ndarray state2
-    cdef cnp.ndarray _sizes, _activations, _slopes, _work, _batch_labels
+    cdef cnp.ndarray _sizes, _activations, _slopes, _work, _batch_labels, _batch_weights
 
     def __init__(self, sizes, activations, slopes, dtype, int max_batch=256):
         self.dtype = np.dtype(dtype)
@@ -222,8 +222,10 @@ cdef class Network:
             self.net.max_batch = <int>max_batch
             self._work = np.zeros(fbp_workspace_len(&self.net), dtype=self.dtype)
             self._batch_labels = np.zeros(max_batch, dtype=np.int64)
+            self._batch_weights = np.zeros(max_batch, dtype=self.dtype)
             self.net.work = _data(self._work)
             self.net.batch_labels = <int64_t *>_data(self._batch_labels)
+            self.net.batch_weights = _data(self._batch_weights)
         finally:
             self.busy = False
 
@@ -280,16 +282,21 @@ cdef class Network:
         _check(X, "X", self.dtype, (rows if n is None else n, self.n_inputs))
         return rows
 
-    def train_epoch(self, X, targets, cnp.ndarray perm not None, int batch_size):
+    def train_epoch(self, X, targets, cnp.ndarray perm not None, int batch_size,
+                    sample_weight=None):
         """Train one epoch on the rows perm of (X, targets). Returns (mean loss, samples trained).
 
         perm must hold indices in [0, len(X)) (the caller builds it); the epoch stops before
-        the step of the first batch whose loss or gradient is not finite."""
+        the step of the first batch whose loss or gradient is not finite. sample_weight, one
+        finite value >= 0 per row of X (the caller checks the values), weights each sample's
+        loss; None trains unweighted."""
         cdef Py_ssize_t n_rows = self._check_inputs(X)
         _check(perm, "perm", np.int64, (perm.shape[0],))
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._targets(targets, n_rows)
+        if sample_weight is not None:
+            _check(sample_weight, "sample_weight", self.dtype, (n_rows,))
         self.reserve(batch_size)
         cdef ptrdiff_t n = perm.shape[0], n_trained = 0
         cdef double loss
@@ -297,18 +304,19 @@ cdef class Network:
         cdef void *t = _data(targets)
         cdef const int64_t *idx = <const int64_t *>_data(perm)
         cdef const int64_t *labels = <const int64_t *>t if self.net.loss == FBP_CCE_LABELS else NULL
+        cdef const void *w = _data(sample_weight) if sample_weight is not None else NULL
         self._enter()
         try:
             with nogil:
                 _gil_check(GIL_TRAIN_EPOCH)
                 if self.is_f64:
                     loss = fbp_train_epoch_f64(&self.net, &self.opt, <const double *>x,
-                                               <const double *>t, labels, idx, n, batch_size,
-                                               &n_trained)
+                                               <const double *>t, labels, <const double *>w,
+                                               idx, n, batch_size, &n_trained)
                 else:
                     loss = fbp_train_epoch_f32(&self.net, &self.opt, <const float *>x,
-                                               <const float *>t, labels, idx, n, batch_size,
-                                               &n_trained)
+                                               <const float *>t, labels, <const float *>w,
+                                               idx, n, batch_size, &n_trained)
         finally:
             self.busy = False
         return loss, n_trained
@@ -356,16 +364,20 @@ cdef class Network:
             self.busy = False
         return out
 
-    def loss_and_grad(self, X, targets):
-        """Loss of one batch and the gradient of every parameter, into self.grads (no step)."""
+    def loss_and_grad(self, X, targets, sample_weight=None):
+        """Loss of one batch and the gradient of every parameter, into self.grads (no step);
+        sample_weight (one value per row, or None) as in train_epoch."""
         cdef Py_ssize_t n = self._check_inputs(X)
         if n < 1:
             raise ValueError("X must have at least one row")
         self._targets(targets, n)
+        if sample_weight is not None:
+            _check(sample_weight, "sample_weight", self.dtype, (n,))
         self.reserve(n)
         cdef void *x = _data(X)
         cdef void *t = _data(targets)
         cdef const int64_t *labels = <const int64_t *>t if self.net.loss == FBP_CCE_LABELS else NULL
+        cdef const void *w = _data(sample_weight) if sample_weight is not None else NULL
         cdef double loss
         self._enter()
         try:
@@ -373,10 +385,10 @@ cdef class Network:
                 _gil_check(GIL_LOSS_AND_GRAD)
                 if self.is_f64:
                     loss = fbp_loss_and_grad_f64(&self.net, <const double *>x, <const double *>t,
-                                                 labels, <int>n)
+                                                 labels, <const double *>w, <int>n)
                 else:
                     loss = fbp_loss_and_grad_f32(&self.net, <const float *>x, <const float *>t,
-                                                 labels, <int>n)
+                                                 labels, <const float *>w, <int>n)
         finally:
             self.busy = False
         return loss
@@ -699,6 +711,22 @@ cdef void _dense_backward(Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, co
         fbp_dense_backward_f64(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, dZ, dW, db, dX)
 
 
+def _dense_shapes(X, W):
+    """(rows, in_features, out_features) of a dense layer's X and W, checked to agree and to
+    fit in a C int."""
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-d (in_features, out_features), got shape {W.shape}")
+    n_in, n_out = W.shape
+    if X.ndim != 2 or X.shape[1] != n_in:
+        raise ValueError(f"X must have shape (n_samples, {n_in}) to match W {W.shape}, "
+                         f"got {X.shape}")
+    rows = X.shape[0]
+    for size, what in ((rows, "the number of rows"), (n_in, "in_features"),
+                       (n_out, "out_features")):
+        _require_int(size, what)
+    return rows, n_in, n_out
+
+
 def _bias_shape_ok(b, Py_ssize_t n_out):
     return b.shape == (n_out,) or b.shape == (1, n_out)
 
@@ -710,22 +738,13 @@ def dense_forward(X, W, b, int act, double slope, out):
     _require(X, "X", t, False, "W")
     _require(b, "b", t, False, "W")
     _require(out, "out", t, True, "W")
-    if W.ndim != 2:
-        raise ValueError(f"W must be 2-d (in_features, out_features), got shape {W.shape}")
-    n_in, n_out = W.shape
-    if X.ndim != 2 or X.shape[1] != n_in:
-        raise ValueError(f"X must have shape (n_samples, {n_in}) to match W {W.shape}, "
-                         f"got {X.shape}")
+    rows, n_in, n_out = _dense_shapes(X, W)
     if not _bias_shape_ok(b, n_out):
         raise ValueError(f"b must have shape ({n_out},) or (1, {n_out}) to match W {W.shape}, "
                          f"got {b.shape}")
-    rows = X.shape[0]
     _require_shape(out, "out", (rows, n_out))
     for other, name in ((X, "X"), (W, "W"), (b, "b")):
         _require_disjoint(out, "out", other, name)
-    for size, what in ((rows, "the number of rows"), (n_in, "in_features"),
-                       (n_out, "out_features")):
-        _require_int(size, what)
     cdef Py_ssize_t r = rows, i = n_in, o = n_out
     cdef const void *x = _data(X)
     cdef const void *w = _data(W)
@@ -752,13 +771,7 @@ def dense_backward(X, W, dZ, dX, dW, db):
     _require(db, "db", t, True, "W")
     if dX is not None:
         _require(dX, "dX", t, True, "W")
-    if W.ndim != 2:
-        raise ValueError(f"W must be 2-d (in_features, out_features), got shape {W.shape}")
-    n_in, n_out = W.shape
-    if X.ndim != 2 or X.shape[1] != n_in:
-        raise ValueError(f"X must have shape (n_samples, {n_in}) to match W {W.shape}, "
-                         f"got {X.shape}")
-    rows = X.shape[0]
+    rows, n_in, n_out = _dense_shapes(X, W)
     _require_shape(dZ, "dZ", (rows, n_out))
     _require_shape(dW, "dW", (n_in, n_out))
     if not _bias_shape_ok(db, n_out):
@@ -770,9 +783,6 @@ def dense_backward(X, W, dZ, dX, dW, db):
     for k, (output, name) in enumerate(outputs):
         for other, other_name in ((X, "X"), (W, "W"), (dZ, "dZ")) + tuple(outputs[:k]):
             _require_disjoint(output, name, other, other_name)
-    for size, what in ((rows, "the number of rows"), (n_in, "in_features"),
-                       (n_out, "out_features")):
-        _require_int(size, what)
     cdef Py_ssize_t r = rows, i = n_in, o = n_out
     cdef const void *x = _data(X)
     cdef const void *w = _data(W)

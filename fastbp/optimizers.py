@@ -9,7 +9,18 @@ from ._validation import check_float
 class Optimizer:
     """Base class. Subclasses validate their hyper-parameters in ``_validate``, which runs at
     construction and again whenever a model hands them to C (so ``opt.lr = -1`` after compile
-    is caught by the next fit, not trained on)."""
+    is caught by the next fit, not trained on).
+
+    ``lr`` may be a schedule (:mod:`fastbp.schedules`): it is then kept as ``schedule`` and
+    ``lr`` holds its current value, which the model sets before every epoch."""
+
+    schedule = None
+
+    def _take_schedule(self):
+        from .schedules import Schedule
+
+        if isinstance(self.lr, Schedule):
+            self.schedule, self.lr = self.lr, self.lr(0)
 
     def _validate(self):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -54,7 +65,7 @@ class SGD(Optimizer):
 
     Parameters
     ----------
-    lr : float, default 0.01
+    lr : float or Schedule, default 0.01
     momentum : float in [0, 1), default 0
     nesterov : bool, default False (needs momentum > 0)
     weight_decay : float >= 0, default 0
@@ -66,6 +77,7 @@ class SGD(Optimizer):
         self._validate()
 
     def _validate(self):
+        self._take_schedule()
         self.lr = check_float(self.lr, "lr", 0, low_open=True)
         self.momentum = check_float(self.momentum, "momentum", 0, 1, high_open=True)
         if not isinstance(self.nesterov, bool):
@@ -90,7 +102,7 @@ class Adam(Optimizer):
 
     Parameters
     ----------
-    lr : float, default 1e-3
+    lr : float or Schedule, default 1e-3
     betas : (float, float) in [0, 1), default (0.9, 0.999)
     eps : float > 0, default 1e-8
     weight_decay : float >= 0, default 0
@@ -106,6 +118,7 @@ class Adam(Optimizer):
         self._validate()
 
     def _validate(self):
+        self._take_schedule()
         self.lr = check_float(self.lr, "lr", 0, low_open=True)
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
             raise TypeError(f"betas must be a pair of floats, got {self.betas!r}")

@@ -84,6 +84,43 @@ static void FBP(small_nt)(int M, int N, int K, const REAL *restrict dZ, const RE
 
 static int FBP(is_small)(int rows) { return rows <= FBP_SMALL_ROWS; }
 
+/* A layer with one output unit (a regression or yes/no output) multiplies matrices by a
+ * vector; these loops run along the contiguous input dimension, with none of a gemm call's
+ * packing (callgrind, binary workload 30-16-1, batch 16: 0.99M -> 0.83M instructions/epoch). */
+
+/* y (M) += X (M x K) . w (K) */
+FBP_DISPATCH
+static void FBP(column_forward)(int M, int K, const REAL *restrict X, const REAL *restrict w,
+                                REAL *restrict y)
+{
+    for (int i = 0; i < M; i++) {
+        const REAL *x = X + (ptrdiff_t)i * K;
+        REAL dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int k = 0; k < K; k++) dot += x[k] * w[k];
+        y[i] += dot;
+    }
+}
+
+/* dw (K) = X^T . dz;  dX (M x K) = dz . w^T (dX may be NULL) */
+FBP_DISPATCH
+static void FBP(column_backward)(int M, int K, const REAL *restrict X, const REAL *restrict w,
+                                 const REAL *restrict dz, REAL *restrict dw, REAL *restrict dX)
+{
+    for (int k = 0; k < K; k++) dw[k] = 0;
+    for (int i = 0; i < M; i++) {
+        const REAL *x = X + (ptrdiff_t)i * K;
+        const REAL d = dz[i];
+#pragma omp simd
+        for (int k = 0; k < K; k++) dw[k] += d * x[k];
+        if (dX) {
+            REAL *dx = dX + (ptrdiff_t)i * K;
+#pragma omp simd
+            for (int k = 0; k < K; k++) dx[k] = d * w[k];
+        }
+    }
+}
+
 void FBP(dense_forward)(const fbp_blas *blas, int rows, int in, int out, const REAL *X,
                         const REAL *W, const REAL *b, int act, double slope, REAL *Y)
 {
@@ -92,7 +129,9 @@ void FBP(dense_forward)(const fbp_blas *blas, int rows, int in, int out, const R
         for (int j = 0; j < out; j++) y[j] = b[j];
     }
     /* Y (rows x out) += X (rows x in) . W (in x out) */
-    if (FBP(is_small)(rows))
+    if (out == 1)
+        FBP(column_forward)(rows, in, X, W, Y);
+    else if (FBP(is_small)(rows))
         FBP(small_nn)(rows, out, in, X, W, Y);
     else
         FBP(gemm_rowmajor)(blas, 'N', 'N', rows, out, in, 1, X, in, W, out, 1, Y, out);
@@ -102,6 +141,13 @@ void FBP(dense_forward)(const fbp_blas *blas, int rows, int in, int out, const R
 void FBP(dense_backward)(const fbp_blas *blas, int rows, int in, int out, const REAL *X,
                          const REAL *W, const REAL *dZ, REAL *dW, REAL *db, REAL *dX)
 {
+    if (out == 1) {
+        FBP(column_backward)(rows, in, X, W, dZ, dW, dX);
+        REAL sum = 0;
+        for (int r = 0; r < rows; r++) sum += dZ[r];
+        db[0] = sum;
+        return;
+    }
     const int small = FBP(is_small)(rows);
     /* dW (in x out) = X^T (in x rows) . dZ (rows x out) */
     if (small)

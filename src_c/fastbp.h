@@ -57,7 +57,8 @@ typedef struct {
  * the Python model; the struct only points at them.
  *  params/grads: flat buffers, layer by layer W_l (sizes[l] x sizes[l+1], row-major) then b_l.
  *  work:         fbp_workspace_len_*(net) elements for batches of up to max_batch rows.
- *  batch_labels: max_batch entries, used with FBP_CCE_LABELS. */
+ *  batch_labels: max_batch entries, used with FBP_CCE_LABELS.
+ *  batch_weights: max_batch REALs, the gathered sample weights of a batch (when weighted). */
 typedef struct {
     int n_layers;
     const int *sizes;          /* n_layers + 1 widths: sizes[0] inputs ... sizes[n_layers] outputs */
@@ -69,6 +70,7 @@ typedef struct {
     int max_batch;
     void *work;
     int64_t *batch_labels;
+    void *batch_weights;
     fbp_blas blas;
 } fbp_net;
 

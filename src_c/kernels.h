@@ -81,12 +81,14 @@ void FBP(optimizer_step)(fbp_optimizer *opt, ptrdiff_t n, REAL *param, const REA
  * one may be shorter): gather, forward, fused loss gradient, backward, optimizer step.
  * X is n_rows x sizes[0]; targets are Y (n_rows x target width) or labels (n_rows) for
  * FBP_CCE_LABELS. perm holds n indices into X's rows (n may be less than n_rows).
+ * sample_weight (n_rows entries, or NULL for none) weights each sample's loss and gradient:
+ * a batch's loss is sum_i w_i l_i / rows (Keras's sample_weight).
  * Returns the mean training loss over the samples trained. Stops before the step of the first
  * batch whose loss is not finite or whose gradient holds an entry that is not finite or exceeds
  * sqrt(largest REAL) (divergence), and returns that loss (NaN if only the gradient failed); *n_trained receives the number of samples trained (n when the epoch completed). */
 double FBP(train_epoch)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, const REAL *Y,
-                        const int64_t *labels, const int64_t *perm, ptrdiff_t n, int batch_size,
-                        ptrdiff_t *n_trained);
+                        const int64_t *labels, const REAL *sample_weight, const int64_t *perm,
+                        ptrdiff_t n, int batch_size, ptrdiff_t *n_trained);
 
 /* Mean loss over the n rows of X against Y / labels, in chunks of max_batch rows. When out is
  * not NULL it receives the network's output (n x sizes[n_layers]) with the last layer's
@@ -98,6 +100,7 @@ double FBP(evaluate)(const fbp_net *net, const REAL *X, const REAL *Y, const int
 void FBP(predict)(const fbp_net *net, const REAL *X, ptrdiff_t n, REAL *out);
 
 /* Loss and the gradient of every parameter (into net->grads) for one batch of rows <= max_batch,
- * without an optimizer step. Used by gradient checks and fastbp.ops. */
+ * without an optimizer step; weights (rows entries, or NULL) weight each row as in train_epoch.
+ * Used by train_epoch, gradient checks and fastbp.ops. */
 double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, const int64_t *labels,
-                          int rows);
+                          const REAL *weights, int rows);

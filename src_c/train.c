@@ -110,14 +110,37 @@ static double FBP(output_loss)(const fbp_net *net, int rows, const REAL *output,
     }
 }
 
+/* As output_loss, with row i's loss and gradient scaled by weights[i] when weights is not NULL:
+ * loss = sum_i w_i l_i / rows (Keras's sample_weight, reduced over the batch size). Each row is
+ * its own one-row call, so l_i and its gradient come from the kernel unscaled and are scaled
+ * here by w_i / rows. */
+static double FBP(weighted_loss)(const fbp_net *net, int rows, const REAL *output, const REAL *Y,
+                                 const int64_t *labels, const REAL *weights, REAL *grad)
+{
+    if (!weights) return FBP(output_loss)(net, rows, output, Y, labels, grad);
+    const int k = net->sizes[net->n_layers], tw = fbp_target_width(net);
+    double total = 0;
+    for (int i = 0; i < rows; i++) {
+        REAL *g = grad ? grad + (ptrdiff_t)i * k : NULL;
+        const REAL *y = Y ? Y + (ptrdiff_t)i * tw : NULL;
+        total += (double)weights[i] * FBP(output_loss)(net, 1, output + (ptrdiff_t)i * k, y,
+                                                        labels ? labels + i : NULL, g);
+        if (g) {
+            const REAL scale = (REAL)((double)weights[i] / rows);
+            for (int j = 0; j < k; j++) g[j] *= scale;
+        }
+    }
+    return total / (double)rows;
+}
+
 double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, const int64_t *labels,
-                          int rows)
+                          const REAL *weights, int rows)
 {
     const int L = net->n_layers;
     const int ce = is_cross_entropy(net->loss);
     const REAL *output = FBP(forward)(net, X, rows, ce, NULL);
     REAL *dZ = FBP(delta)(net, 0);
-    const double loss = FBP(output_loss)(net, rows, output, Y, labels, dZ);
+    const double loss = FBP(weighted_loss)(net, rows, output, Y, labels, weights, dZ);
     if (!ce) /* MSE saw the activated output: chain through the output activation */
         FBP(activation_backward)(net->activations[L - 1], net->slopes[L - 1], rows,
                                  net->sizes[L], output, dZ);
@@ -164,8 +187,8 @@ static void FBP(gather_rows)(int rows, int cols, const REAL *src, const int64_t 
 }
 
 double FBP(train_epoch)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, const REAL *Y,
-                        const int64_t *labels, const int64_t *perm, ptrdiff_t n, int batch_size,
-                        ptrdiff_t *n_trained)
+                        const int64_t *labels, const REAL *sample_weight, const int64_t *perm,
+                        ptrdiff_t n, int batch_size, ptrdiff_t *n_trained)
 {
     const int in = net->sizes[0], k = net->sizes[net->n_layers];
     const ptrdiff_t n_params = fbp_n_params(net);
@@ -180,7 +203,10 @@ double FBP(train_epoch)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, c
             for (int i = 0; i < rows; i++) net->batch_labels[i] = labels[idx[i]];
         else
             FBP(gather_rows)(rows, k, Y, idx, Yb);
-        const double loss = FBP(loss_and_grad)(net, Xb, Yb, net->batch_labels, rows);
+        REAL *wb = sample_weight ? (REAL *)net->batch_weights : NULL;
+        if (wb)
+            for (int i = 0; i < rows; i++) wb[i] = sample_weight[idx[i]];
+        const double loss = FBP(loss_and_grad)(net, Xb, Yb, net->batch_labels, wb, rows);
         /* Stop before a step that would write inf/NaN into the weights. The loss is summed in
          * double, so in float32 it can be finite while a gradient has overflowed: check both. */
         if (!isfinite(loss) || !FBP(gradients_sane)(n_params, (const REAL *)net->grads)) {

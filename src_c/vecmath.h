@@ -85,20 +85,27 @@ static inline REAL FBP(exp_v)(REAL x)
     return x < lo ? (REAL)0 : (x > hi ? (REAL)INFINITY : (x == x ? y : x));
 }
 
-/* e^x - 1: the series near 0 (relative accuracy for tiny x), exp_v elsewhere */
-static inline REAL FBP(expm1_v)(REAL x)
+/* e^y - 1 for 0 <= y <= 40 with one polynomial: with y = n ln2 + r,
+ *   e^y - 1 = 2^n (e^r - 1) + (2^n - 1),
+ * where both terms are >= 0, so nothing cancels (n = 0 is the series itself). */
+static inline REAL FBP(expm1_nonneg)(REAL y)
 {
-    const REAL near = FBP(expm1_reduced)(x < (REAL)-0.34 ? (REAL)-0.34
-                                                         : (x > (REAL)0.34 ? (REAL)0.34 : x));
-    const REAL far = FBP(exp_v)(x) - (REAL)1;
-    return (x > (REAL)-0.34 && x < (REAL)0.34) ? near : far;
+#if REAL_IS_DOUBLE
+    const REAL ln2_hi = FBP_LN2_HI_D, ln2_lo = FBP_LN2_LO_D, shifter = 6755399441055744.0;
+#else
+    const REAL ln2_hi = FBP_LN2_HI_F, ln2_lo = FBP_LN2_LO_F, shifter = 12582912.0f;
+#endif
+    const REAL n = (y * (REAL)FBP_LOG2E + shifter) - shifter;
+    const REAL r = (y - n * ln2_hi) - n * ln2_lo;
+    const REAL scale = FBP(pow2i)(n);
+    return scale * FBP(expm1_reduced)(r) + (scale - (REAL)1);
 }
 
 /* tanh(x) = sign(x) e / (e + 2), e = expm1(2|x|); |x| clamped at 20, where tanh is 1 in double */
 static inline REAL FBP(tanh_v)(REAL x)
 {
     const REAL ax = x < 0 ? -x : x;
-    const REAL e = FBP(expm1_v)((REAL)2 * (ax > (REAL)20 ? (REAL)20 : ax));
+    const REAL e = FBP(expm1_nonneg)((REAL)2 * (ax < (REAL)20 ? ax : (REAL)20)); /* NaN -> 40 */
     const REAL t = e / (e + (REAL)2);
     return x < 0 ? -t : (x == x ? t : x);
 }
