@@ -75,7 +75,8 @@ def test_model_calls_do_not_leak():
 
     def step():
         model.fit(X, y, epochs=1, batch_size=8, verbose=0, validation_split=0.25)
-        model.fit(np.asfortranarray(Xf32), y, epochs=1, batch_size=32, verbose=0)
+        model.fit(np.asfortranarray(Xf32), y, epochs=1, batch_size=32, verbose=0,
+                  sample_weight=np.ones(32), class_weight={0: 2.0})
         model.predict(X)
         model.evaluate(X, y)
         model.compute_gradients(X[:8], y[:8])

@@ -106,10 +106,16 @@ def bad_calls(model, X, y, task):
                    {"batch_size": 1.5}, {"batch_size": None}, {"shuffle": "yes"},
                    {"validation_split": 1.0}, {"validation_split": -0.1},
                    {"validation_split": 0.001}, {"validation_data": "xy"},
-                   {"validation_data": (X,)}, {"verbose": "loud"}, {"verbose": -1}):
+                   {"validation_data": (X,)}, {"verbose": "loud"}, {"verbose": -1},
+                   {"sample_weight": np.ones(N - 1)}, {"sample_weight": -np.ones(N)},
+                   {"sample_weight": np.full(N, np.nan)}, {"class_weight": {-1: 1.0}},
+                   {"class_weight": [1.0]}, {"steps_per_execution": 0}, {"n_threads": 0},
+                   {"callbacks": "early stopping"}, {"callbacks": [object()]}):
         calls.append((f"fit {kwargs}", lambda k=kwargs: model.fit(X, y, **{"epochs": 1,
                                                                           "verbose": 0, **k})))
     calls += [
+        ("lr_find bad max_lr", lambda: model.lr_find(X, y, min_lr=1.0, max_lr=0.5)),
+        ("lr_find bad steps", lambda: model.lr_find(X, y, steps=1)),
         ("set_weights too few", lambda: model.set_weights(weights[:-1])),
         ("set_weights wrong last shape", lambda: model.set_weights(bad_weights_last)),
         ("set_weights NaN in the last", lambda: model.set_weights(nan_weights_last)),
