@@ -65,7 +65,11 @@ status=0
 # -s: pytest must not capture the sanitizer's report (it goes to fd 2 just before the exit).
 # python -m pytest puts this scratch tree first on sys.path, so `import fastbp` is the sanitized
 # in-place build, never an installed fastbp.
-env LD_PRELOAD="$libasan" PYTHONMALLOC=malloc \
+# libstdc++ is preloaded after libasan so that ASan's __cxa_throw interceptor finds the real
+# one: without it a C++ extension that throws (matplotlib's ft2font, on a failed attribute
+# lookup during import) stops the run with "CHECK failed: real___cxa_throw != 0".
+libstdcxx=$(gcc -print-file-name=libstdc++.so)
+env LD_PRELOAD="$libasan $libstdcxx" PYTHONMALLOC=malloc \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 \
     LSAN_OPTIONS="suppressions=$repo/tools/sanitizers/lsan-cpython.supp:print_suppressions=0" \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
