@@ -32,6 +32,14 @@ if [ ! -e "$libasan" ]; then
     echo "run_sanitized.sh: gcc has no libasan.so (apt-get install gcc)" >&2
     exit 2
 fi
+# libstdc++ preloaded too: a C++ extension loaded later (matplotlib's, for History.plot) throws
+# exceptions, and ASan's __cxa_throw interceptor can only bind to a libstdc++ present at start
+# (otherwise: "CHECK failed: asan_interceptors.cpp ... real___cxa_throw").
+preload="$libasan"
+libstdcxx=$(gcc -print-file-name=libstdc++.so)
+if [ -e "$libstdcxx" ]; then
+    preload="$libasan $(readlink -f "$libstdcxx")"
+fi
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -65,11 +73,7 @@ status=0
 # -s: pytest must not capture the sanitizer's report (it goes to fd 2 just before the exit).
 # python -m pytest puts this scratch tree first on sys.path, so `import fastbp` is the sanitized
 # in-place build, never an installed fastbp.
-# libstdc++ is preloaded after libasan so that ASan's __cxa_throw interceptor finds the real
-# one: without it a C++ extension that throws (matplotlib's ft2font, on a failed attribute
-# lookup during import) stops the run with "CHECK failed: real___cxa_throw != 0".
-libstdcxx=$(gcc -print-file-name=libstdc++.so)
-env LD_PRELOAD="$libasan $libstdcxx" PYTHONMALLOC=malloc \
+env LD_PRELOAD="$preload" PYTHONMALLOC=malloc \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 \
     LSAN_OPTIONS="suppressions=$repo/tools/sanitizers/lsan-cpython.supp:print_suppressions=0" \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
