@@ -9,11 +9,19 @@
 
 #include "vecmath.h"
 
-/* Softmax of one row in place. */
-static inline void FBP(softmax_row)(int cols, REAL *z)
+/* Softmax of rows x cols in place, in blocks of rows so that the exps vectorize across rows. */
+static inline void FBP(softmax_rows)(int rows, int cols, REAL *Z)
 {
-    const REAL inv = (REAL)1 / FBP(exp_shifted)(cols, z, FBP(row_max)(cols, z), z);
-    for (int j = 0; j < cols; j++) z[j] *= inv;
+    for (int r0 = 0; r0 < rows; r0 += FBP_SOFTMAX_ROWS) {
+        const int block = rows - r0 < FBP_SOFTMAX_ROWS ? rows - r0 : FBP_SOFTMAX_ROWS;
+        REAL *z = Z + (ptrdiff_t)r0 * cols;
+        REAL maxes[FBP_SOFTMAX_ROWS], sums[FBP_SOFTMAX_ROWS];
+        FBP(softmax_exps)(block, cols, z, z, maxes, sums);
+        for (int r = 0; r < block; r++) {
+            const REAL inv = (REAL)1 / sums[r];
+            for (int j = 0; j < cols; j++) z[(ptrdiff_t)r * cols + j] *= inv;
+        }
+    }
 }
 
 FBP_DISPATCH
@@ -38,7 +46,7 @@ void FBP(activation_forward)(int act, double slope, int rows, int cols, REAL *Z)
         for (ptrdiff_t i = 0; i < n; i++) Z[i] = FBP(tanh_v)(Z[i]);
         break;
     case FBP_SOFTMAX:
-        for (int r = 0; r < rows; r++) FBP(softmax_row)(cols, Z + (ptrdiff_t)r * cols);
+        FBP(softmax_rows)(rows, cols, Z);
         break;
     default: /* FBP_IDENTITY */
         break;

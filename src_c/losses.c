@@ -48,21 +48,30 @@ double FBP(softmax_xent_labels)(int rows, int cols, const REAL *Z, const int64_t
 {
     const REAL scale = (REAL)(1.0 / (double)rows);
     double total = 0;
-    for (int r = 0; r < rows; r++) {
-        const REAL *z = Z + (ptrdiff_t)r * cols;
-        const int64_t label = labels[r];
-        const REAL zmax = FBP(row_max)(cols, z), z_label = z[label];
-        if (!grad) {
-            total += (double)(log(FBP(exp_sum)(cols, z, zmax)) + zmax - z_label);
-            continue;
+    if (!grad) {
+        for (int r = 0; r < rows; r++) {
+            const REAL *z = Z + (ptrdiff_t)r * cols;
+            const REAL zmax = FBP(row_max)(cols, z);
+            total += (double)(log(FBP(exp_sum)(cols, z, zmax)) + zmax - z[labels[r]]);
         }
-        /* g = (softmax(z) - onehot(label)) / rows, with the exps stored in g (g may be z) */
-        REAL *g = grad + (ptrdiff_t)r * cols;
-        const REAL sum = FBP(exp_shifted)(cols, z, zmax, g);
-        total += (double)(log(sum) + zmax - z_label);
-        const REAL weight = scale / sum;
-        for (int j = 0; j < cols; j++) g[j] *= weight;
-        g[label] -= scale;
+        return total / (double)rows;
+    }
+    /* g = (softmax(z) - onehot(label)) / rows, with the exps stored in g (g may be z), in
+     * blocks of rows so that the exps vectorize across rows */
+    for (int r0 = 0; r0 < rows; r0 += FBP_SOFTMAX_ROWS) {
+        const int block = rows - r0 < FBP_SOFTMAX_ROWS ? rows - r0 : FBP_SOFTMAX_ROWS;
+        const REAL *z = Z + (ptrdiff_t)r0 * cols;
+        REAL *g = grad + (ptrdiff_t)r0 * cols;
+        REAL z_label[FBP_SOFTMAX_ROWS], maxes[FBP_SOFTMAX_ROWS], sums[FBP_SOFTMAX_ROWS];
+        for (int r = 0; r < block; r++) z_label[r] = z[(ptrdiff_t)r * cols + labels[r0 + r]];
+        FBP(softmax_exps)(block, cols, z, g, maxes, sums);
+        for (int r = 0; r < block; r++) {
+            REAL *g_r = g + (ptrdiff_t)r * cols;
+            total += (double)(log(sums[r]) + maxes[r] - z_label[r]);
+            const REAL weight = scale / sums[r];
+            for (int j = 0; j < cols; j++) g_r[j] *= weight;
+            g_r[labels[r0 + r]] -= scale;
+        }
     }
     return total / (double)rows;
 }
@@ -72,22 +81,41 @@ double FBP(softmax_xent_probs)(int rows, int cols, const REAL *Z, const REAL *Y,
 {
     const REAL scale = (REAL)(1.0 / (double)rows);
     double total = 0;
-    for (int r = 0; r < rows; r++) {
-        const REAL *z = Z + (ptrdiff_t)r * cols;
-        const REAL *y = Y + (ptrdiff_t)r * cols;
-        const REAL zmax = FBP(row_max)(cols, z);
-        REAL ysum = 0, yz = 0;
-        for (int j = 0; j < cols; j++) {
-            ysum += y[j];
-            yz += y[j] * z[j];
+    for (int r0 = 0; r0 < rows; r0 += FBP_SOFTMAX_ROWS) {
+        const int block = rows - r0 < FBP_SOFTMAX_ROWS ? rows - r0 : FBP_SOFTMAX_ROWS;
+        const REAL *z = Z + (ptrdiff_t)r0 * cols;
+        const REAL *y = Y + (ptrdiff_t)r0 * cols;
+        /* loss_r = sum_j y_j (logsumexp - z_j) = ysum * logsumexp - sum_j y_j z_j, with the
+         * sums over y taken before g (which may be z) is written */
+        REAL ysum[FBP_SOFTMAX_ROWS], yz[FBP_SOFTMAX_ROWS], maxes[FBP_SOFTMAX_ROWS],
+            sums[FBP_SOFTMAX_ROWS];
+        for (int r = 0; r < block; r++) {
+            const REAL *z_r = z + (ptrdiff_t)r * cols, *y_r = y + (ptrdiff_t)r * cols;
+            REAL s = 0, d = 0;
+            for (int j = 0; j < cols; j++) {
+                s += y_r[j];
+                d += y_r[j] * z_r[j];
+            }
+            ysum[r] = s;
+            yz[r] = d;
         }
-        /* loss = sum_j y_j (logsumexp - z_j) = ysum * logsumexp - sum_j y_j z_j */
-        REAL *g = grad ? grad + (ptrdiff_t)r * cols : NULL;
-        const REAL sum = g ? FBP(exp_shifted)(cols, z, zmax, g) : FBP(exp_sum)(cols, z, zmax);
-        total += (double)(ysum * (log(sum) + zmax) - yz);
-        if (g) { /* g = (softmax(z) * ysum - y) / rows */
-            const REAL weight = scale * ysum / sum;
-            for (int j = 0; j < cols; j++) g[j] = g[j] * weight - scale * y[j];
+        if (!grad) {
+            for (int r = 0; r < block; r++) {
+                const REAL *z_r = z + (ptrdiff_t)r * cols;
+                maxes[r] = FBP(row_max)(cols, z_r);
+                sums[r] = FBP(exp_sum)(cols, z_r, maxes[r]);
+            }
+        } else {
+            FBP(softmax_exps)(block, cols, z, grad + (ptrdiff_t)r0 * cols, maxes, sums);
+        }
+        for (int r = 0; r < block; r++) {
+            total += (double)(ysum[r] * (log(sums[r]) + maxes[r]) - yz[r]);
+            if (grad) { /* g = (softmax(z) * ysum - y) / rows */
+                REAL *g_r = grad + (ptrdiff_t)(r0 + r) * cols;
+                const REAL *y_r = y + (ptrdiff_t)r * cols;
+                const REAL weight = scale * ysum[r] / sums[r];
+                for (int j = 0; j < cols; j++) g_r[j] = g_r[j] * weight - scale * y_r[j];
+            }
         }
     }
     return total / (double)rows;

@@ -121,16 +121,35 @@ static inline REAL FBP(row_max)(int cols, const REAL *z)
     return zmax;
 }
 
-/* e_j = exp(z_j - shift) for one row; returns sum_j e_j. e may be z. */
-static inline REAL FBP(exp_shifted)(int cols, const REAL *z, REAL shift, REAL *e)
+/* Rows per call of softmax_exps: its callers keep one value per row on the stack. */
+#define FBP_SOFTMAX_ROWS 64
+
+/* The shifted exponentials of a row-wise softmax, for rows <= FBP_SOFTMAX_ROWS rows of Z
+ * (rows x cols):
+ *     maxes[r] = max_j Z[r][j];   E[r][j] = exp(Z[r][j] - maxes[r]);   sums[r] = sum_j E[r][j].
+ * The exps run as one loop over all rows x cols entries, so they vectorize however short the
+ * rows are (10 classes do not fill one AVX-512 vector; a loop per row would run them scalar).
+ * E may be Z. */
+static inline void FBP(softmax_exps)(int rows, int cols, const REAL *Z, REAL *E, REAL *maxes,
+                                     REAL *sums)
 {
-    REAL sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < cols; j++) {
-        e[j] = FBP(exp_v)(z[j] - shift);
-        sum += e[j];
+    for (int r = 0; r < rows; r++) {
+        const REAL *z = Z + (ptrdiff_t)r * cols;
+        REAL *e = E + (ptrdiff_t)r * cols;
+        const REAL zmax = FBP(row_max)(cols, z);
+        maxes[r] = zmax;
+        for (int j = 0; j < cols; j++) e[j] = z[j] - zmax;
     }
-    return sum;
+    const ptrdiff_t n = (ptrdiff_t)rows * cols;
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++) E[i] = FBP(exp_v)(E[i]);
+    for (int r = 0; r < rows; r++) {
+        const REAL *e = E + (ptrdiff_t)r * cols;
+        REAL sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < cols; j++) sum += e[j];
+        sums[r] = sum;
+    }
 }
 
 /* sum_j exp(z_j - shift) for one row, nothing stored. */
