@@ -18,7 +18,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-C_SOURCES = ["activations.c", "losses.c", "dense.c", "optim.c", "train.c"]
+C_SOURCES = ["activations.c", "losses.c", "dense.c", "optim.c", "checks.c", "train.c"]
 SANITIZE = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
             "-fno-omit-frame-pointer"]
 

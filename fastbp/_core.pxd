@@ -77,6 +77,9 @@ cdef extern from "fastbp.h" nogil:
     double fbp_softmax_xent_probs_f64(int rows, int cols, const double *Z, const double *Y,
                                       double *grad)
 
+    int fbp_all_in_range_f32(ptrdiff_t n, const float *x, float low, float high)
+    int fbp_all_in_range_f64(ptrdiff_t n, const double *x, double low, double high)
+
     void fbp_dense_forward_f32(const fbp_blas *blas, int rows, int n_in, int n_out,
                                const float *X, const float *W, const float *b, int act,
                                double slope, float *Y)

@@ -68,12 +68,13 @@ cdef enum:
     GIL_DENSE_BACKWARD
     GIL_SGD_STEP
     GIL_ADAM_STEP
+    GIL_ALL_IN_RANGE
     GIL_SELFTEST
 
 _GIL_SITES = ("Network.train_epoch", "Network.evaluate", "Network.predict",
               "Network.loss_and_grad", "Network.optimizer_step", "activation_forward",
               "activation_backward", "losses", "dense_forward", "dense_backward", "sgd_step",
-              "adam_step", "selftest")  # in the order of the enum above
+              "adam_step", "all_in_range", "selftest")  # in the order of the enum above
 
 
 def _debug_gil():
@@ -423,7 +424,9 @@ cdef class Network:
 # zero-size cases the kernels do not (BLAS rejects a leading dimension of 0; softmax and
 # logsumexp read element 0 of each row).
 from cython cimport floating
+from libc.float cimport DBL_MAX, FLT_MAX
 from libc.limits cimport INT_MAX
+from libc.math cimport INFINITY
 from libc.stdint cimport uintptr_t
 from libc.string cimport memmove, memset
 
@@ -861,3 +864,31 @@ def adam_step(param, grad, m, v, int64_t step, double lr, double beta1, double b
             fbp_adam_step_f32(n, <float *>p, <const float *>g, <float *>m_, <float *>v_,
                               step, lr, beta1, beta2, eps, weight_decay, decoupled)
     return param
+
+
+def all_in_range(a, double low, double high):
+    """Whether low <= x <= high for every entry x of `a` (a C-contiguous float32/float64
+    ndarray; NaN is in no range): one scan without numpy's boolean temporaries, with the GIL
+    released, stopping at the first block that holds a value outside. all_in_range(a, -inf,
+    inf) is False exactly when `a` holds a NaN; use all_finite for infinities."""
+    cdef int t = _require(a, "a", -1)
+    cdef ptrdiff_t n = cnp.PyArray_SIZE(a)
+    cdef const void *p = _data(a)
+    cdef int ok
+    if t == cnp.NPY_FLOAT:  # converting a double beyond float's range to float is undefined
+        low = low if low == -INFINITY else max(low, -FLT_MAX)
+        high = high if high == INFINITY else min(high, FLT_MAX)
+    with nogil:
+        _gil_check(GIL_ALL_IN_RANGE)
+        if t == cnp.NPY_DOUBLE:
+            ok = fbp_all_in_range_f64(n, <const double *>p, low, high)
+        else:
+            ok = fbp_all_in_range_f32(n, <const float *>p, <float>low, <float>high)
+    return ok != 0
+
+
+def all_finite(a):
+    """Whether every entry of `a` (a C-contiguous float32/float64 ndarray) is finite."""
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        return all_in_range(a, -DBL_MAX, DBL_MAX)
+    return all_in_range(a, -FLT_MAX, FLT_MAX)

@@ -5,10 +5,13 @@ import math
 
 import numpy as np
 
+from . import _core
+
 
 def check_int(value, name, minimum=None):
     """Return value as int; it must be an integer (not a bool) >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, bool)
+                                   or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)
     if minimum is not None and value < minimum:
@@ -18,7 +21,9 @@ def check_int(value, name, minimum=None):
 
 def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
     """Return value as float; it must be a finite real number within [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is float:
+        pass  # the common case, without the numbers.Real check (an ABC: slow)
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     try:
         value = float(value)
@@ -42,14 +47,28 @@ def as_real_array(a, name, dtype):
     order (no copy when it already is one). Rejects non-numeric and complex data."""
     if a is None:
         raise TypeError(f"{name} must be an array, got None")
+    dtype = np.dtype(dtype)
+    if type(a) is np.ndarray and a.dtype == dtype and dtype.isnative \
+            and a.flags.c_contiguous and a.flags.aligned:
+        return a  # the common case, without np.require's conversions
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    return np.require(arr, dtype=np.dtype(dtype).newbyteorder("="), requirements=["C", "A"])
+    return np.require(arr, dtype=dtype.newbyteorder("="), requirements=["C", "A"])
 
 
 def check_finite(arr, name):
-    if not np.isfinite(arr).all():
+    """Raise ValueError if arr holds a NaN or an infinity. Integer and bool arrays always pass;
+    float32/float64 arrays that are C-contiguous (what as_real_array returns) are scanned in C
+    without a temporary."""
+    if arr.dtype.kind in "biu":
+        return
+    if arr.dtype in (np.float32, np.float64) and arr.dtype.isnative \
+            and arr.flags.c_contiguous and arr.flags.aligned:
+        finite = _core.all_finite(arr)
+    else:
+        finite = np.isfinite(arr).all()
+    if not finite:
         raise ValueError(f"{name} contains NaN or infinity")
 
 

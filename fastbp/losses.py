@@ -3,6 +3,7 @@ The arithmetic (loss and gradient, fused with the output activation for cross-en
 src_c/losses.c; see fastbp.ops for the kernels on plain arrays."""
 import numpy as np
 
+from . import _core
 from ._validation import as_real_array, check_finite
 
 
@@ -62,7 +63,7 @@ class BinaryCrossentropy(Loss):
 
     def prepare_targets(self, y, n_samples, n_outputs, dtype, name="y", name_X="X"):
         y = super().prepare_targets(y, n_samples, n_outputs, dtype, name, name_X)
-        if ((y < 0) | (y > 1)).any():
+        if not _core.all_in_range(y, 0.0, 1.0):
             raise ValueError(f"{name} must hold targets in [0, 1] for binary_crossentropy")
         return y
 

@@ -375,18 +375,22 @@ class Sequential:
         return max(1, min(n_batches, steps_per_execution))
 
     def _baseline(self, y):
-        """The loss of the best constant prediction, and what it predicts (for diagnose)."""
+        """The loss of the best constant prediction, and what it predicts (for diagnose):
+        the entropy of the class frequencies p, -sum p log p (categorical), its mean over the
+        outputs, -mean(p log p + (1 - p) log(1 - p)) (binary), or the mean variance of the
+        targets (regression). Few numpy calls: fit computes it on every call."""
+        n = y.shape[0]
         if self._task == "categorical":
             if y.ndim == 1:
-                p = np.bincount(y, minlength=self.layers[-1].out_features) / len(y)
+                p = np.bincount(y, minlength=self.layers[-1].out_features) / n
             else:
-                p = y.mean(axis=0, dtype=np.float64)
+                p = y.sum(axis=0, dtype=np.float64) / n
             p = p[p > 0]
-            return float(-(p * np.log(p)).sum()), "the class frequencies"
+            return float(-np.dot(p, np.log(p))), "the class frequencies"
         if self._task == "binary":
-            p = np.clip(y.mean(axis=0, dtype=np.float64), 1e-12, 1 - 1e-12)
-            return float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p)))), \
-                "the class frequencies"
+            p = np.minimum(np.maximum(y.sum(axis=0, dtype=np.float64) / n, 1e-12), 1 - 1e-12)
+            entropy = np.dot(p, np.log(p)) + np.dot(1 - p, np.log1p(-p))
+            return float(-entropy / p.size), "the class frequencies"
         return float(np.mean(y.var(axis=0, dtype=np.float64))), "the mean target"
 
     def _train(self, X, y, weights, X_val, y_val, epochs, batch_size, shuffle, verbose,
@@ -415,6 +419,7 @@ class Sequential:
         out_val = None if X_val is None else np.empty(
             (X_val.shape[0], self.layers[-1].out_features), self.dtype)
         order = np.arange(n, dtype=np.int64)
+        perm = np.empty_like(order) if shuffle else order
         try:
             callbacks.on_train_begin()
             for epoch in range(epochs):
@@ -424,7 +429,9 @@ class Sequential:
                 optimizer._configure(network)
                 lr = optimizer.lr
                 started = time.perf_counter()
-                perm = self._rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
+                if shuffle:  # the draws of rng.permutation(n), into one buffer for all epochs
+                    perm[...] = order
+                    self._rng.shuffle(perm)
                 progress.epoch_begin(epoch)
                 total, done = 0.0, 0
                 for start in range(0, n, chunk):

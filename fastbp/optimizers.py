@@ -5,6 +5,10 @@ import numpy as np
 
 from ._validation import check_float
 
+# sqrt(largest value) of each model dtype: the largest lr, weight_decay and lr * weight_decay
+# Optimizer._check lets through (computed once: np.finfo per call is slow in fit's hot path)
+_STEP_LIMITS = {np.dtype(t): float(np.sqrt(np.finfo(t).max)) for t in (np.float32, np.float64)}
+
 
 class Optimizer:
     """Base class. Subclasses validate their hyper-parameters in ``_validate``, which runs at
@@ -33,7 +37,7 @@ class Optimizer:
         1e38 in float32, or 1e300, which float32 rounds to inf) wrote inf/NaN into the weights
         in the first step, before any loss could show it."""
         self._validate()
-        limit = float(np.sqrt(np.finfo(dtype).max))
+        limit = _STEP_LIMITS[np.dtype(dtype)]
         wd = getattr(self, "weight_decay", 0.0)
         for name, value in (("lr", self.lr), ("weight_decay", wd), ("lr * weight_decay",
                                                                    self.lr * wd)):

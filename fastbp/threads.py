@@ -43,12 +43,15 @@ def set_num_threads(n):
     _blas().limit(limits=check_int(n, "n_threads", 1))
 
 
-@contextlib.contextmanager
 def num_threads(n):
-    """Within the block, BLAS uses n threads (None: leave as is); the previous number is
-    restored after."""
+    """Within the block (``with num_threads(n):``), BLAS uses n threads (None: leave as is);
+    the previous number is restored after."""
     if n is None:
-        yield
-        return
-    with _blas().limit(limits=check_int(n, "n_threads", 1)):
+        return contextlib.nullcontext()
+    return _limited(check_int(n, "n_threads", 1))
+
+
+@contextlib.contextmanager
+def _limited(n):
+    with _blas().limit(limits=n):
         yield

@@ -40,6 +40,12 @@ double FBP(softmax_xent_labels)(int rows, int cols, const REAL *Z, const int64_t
  *   grad_i = (softmax(z_i) * sum_j y_ij - y_i) / rows   (= (p - y) / rows for rows summing to 1). */
 double FBP(softmax_xent_probs)(int rows, int cols, const REAL *Z, const REAL *Y, REAL *grad);
 
+/* ---- checks.c ------------------------------------------------------------------------ */
+
+/* 1 when low <= x_i <= high for every i, else 0 (NaN is in no range, so with low, high = -+ the
+ * largest REAL it is "every x_i is finite"). Stops after the first block holding one outside. */
+int FBP(all_in_range)(ptrdiff_t n, const REAL *x, REAL low, REAL high);
+
 /* ---- dense.c ------------------------------------------------------------------------- */
 
 /* Y = act(X.W + b): X rows x in, W in x out, b out, Y rows x out. Y must not overlap X, W, b. */

@@ -164,7 +164,6 @@ double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, cons
 /* 1 when every gradient is finite and at most sqrt(largest REAL) in magnitude (about 1.8e19 in
  * float32, 1.3e154 in double). A larger gradient means training has diverged; stopping there
  * also keeps lr * g from overflowing in the update, which would write inf into the weights. */
-FBP_DISPATCH
 static int FBP(gradients_sane)(ptrdiff_t n, const REAL *g)
 {
 #if REAL_IS_DOUBLE
@@ -172,10 +171,7 @@ static int FBP(gradients_sane)(ptrdiff_t n, const REAL *g)
 #else
     const REAL limit = 1.8446742974197924e19f;
 #endif
-    int bad = 0;
-#pragma omp simd reduction(| : bad)
-    for (ptrdiff_t i = 0; i < n; i++) bad |= !(fabs(g[i]) <= limit); /* NaN fails too */
-    return !bad;
+    return FBP(all_in_range)(n, g, -limit, limit);
 }
 
 /* Copy the rows idx[0..rows) of src (width cols) into dst, contiguously. */

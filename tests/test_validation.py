@@ -489,3 +489,72 @@ def test_labels_accepted_exactly_when_in_range(labels):
         with pytest.raises(ValueError, match=r"y holds class labels out of range"):
             model.fit(X, labels, epochs=1, verbose=0)
         assert_unchanged(model, before)
+
+
+# ---- the finite and range scans (fastbp/_validation.py -> _core.all_in_range, src_c/checks.c)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 4095, 4096, 4097, 3 * 4096 + 5])
+def test_the_finite_scan_finds_any_bad_value_in_any_block(dtype, n):
+    """A NaN or an infinity anywhere, in the first, a middle or the last (partial) block of the
+    C scan, is found; an array without one passes. numpy.isfinite is the reference."""
+    from fastbp import _core
+
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal(n).astype(dtype)
+    assert _core.all_finite(a)
+    for where in sorted({0, n // 2, n - 1, min(4096, n - 1)}):
+        for bad in (np.nan, np.inf, -np.inf):
+            b = a.copy()
+            b[where] = bad
+            assert not _core.all_finite(b), (where, bad)
+            with pytest.raises(ValueError, match="X contains NaN or infinity"):
+                fb._validation.check_finite(b, "X")
+    extremes = np.array([np.finfo(dtype).max, -np.finfo(dtype).max, np.finfo(dtype).tiny, 0.0,
+                         -0.0], dtype)
+    assert _core.all_finite(extremes)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_range_scan(dtype):
+    from fastbp import _core
+
+    a = np.array([0.0, 0.25, 1.0], dtype)
+    assert _core.all_in_range(a, 0.0, 1.0)
+    assert not _core.all_in_range(a, 0.0, 0.99)
+    assert not _core.all_in_range(a, 0.01, 1.0)
+    assert not _core.all_in_range(np.array([np.nan], dtype), -np.inf, np.inf)
+    assert _core.all_in_range(np.array([np.inf], dtype), -np.inf, np.inf)
+    # bounds beyond float32's range: every finite float32 lies within, infinities do not
+    assert _core.all_in_range(np.array([3e38, -3e38], dtype), -1e300, 1e300)
+    assert not _core.all_in_range(np.array([np.inf], dtype), -1e300, 1e300)
+    assert _core.all_in_range(np.zeros(0, dtype), 0.0, 1.0)
+
+
+def test_binary_targets_outside_0_1_and_nan_get_their_own_messages():
+    model = fb.Sequential([fb.Dense(IN, 2, activation="sigmoid")], seed=0)
+    model.compile("binary_crossentropy", "sgd")
+    X, y = data("bce")
+    for value, match in ((1.5, r"targets in \[0, 1\]"), (-0.1, r"targets in \[0, 1\]"),
+                         (np.nan, "y contains NaN or infinity")):
+        bad = y.copy()
+        bad[3, 1] = value
+        with pytest.raises(ValueError, match=match):
+            model.fit(X, bad, epochs=1, verbose=0)
+
+
+def test_a_seeded_shuffle_is_numpys_permutation():
+    """fit shuffles into one buffer per call (no allocation per epoch) with the draws of
+    Generator.permutation: the orders are those of rng.permutation(n), epoch after epoch."""
+    X, y = data("cce", n=37)
+    model = fb.Sequential([fb.Dense(IN, 3)], dtype="float64", seed=7)
+    model.compile("categorical_crossentropy", "sgd")
+    twin = fb.Sequential([fb.Dense(IN, 3)], dtype="float64", seed=7)
+    twin.compile("categorical_crossentropy", "sgd")
+    model.fit(X, y, epochs=3, batch_size=5, verbose=0)
+    order = np.random.default_rng(7)
+    fb.Sequential([fb.Dense(IN, 3)], seed=order)  # takes the initialisation's draws from order
+    for _ in range(3):
+        perm = order.permutation(len(X))
+        twin.fit(X[perm], y[perm], epochs=1, batch_size=5, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
