@@ -13,20 +13,19 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 import fastbp as fb
 import numpy_reference as ref
-from fuzz_helpers import (ALL_DTYPES, FUZZ, LAYOUTS, as_array, assert_unchanged, make, perturb,
-                          snapshot, tolerance)
+from fuzz_helpers import (ALL_DTYPES, FUZZ, LAYOUTS, VALID, as_array, assert_unchanged, make,
+                          perturb, raises_or_returns, snapshot, tolerance)
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
 INITS = ("glorot_uniform", "he_uniform", "torch")
 INTS_GOOD = (1, 2, 5, np.int64(3), np.uint8(4))
 INTS_BAD = (0, -1, 1.0, 2.5, True, None, "3", np.float64(3), [2], 1j)
 REALS_BAD = (None, "0.1", [0.1], 1j, math.nan, math.inf, -1.0, 10**400, True)
-VALID = st.floats(0, 1).map(lambda u: u < 0.4)
 
 
 def int_ok(value, minimum):
@@ -47,18 +46,6 @@ def real_ok(value, low=None, high=None, low_open=False, high_open=False):
     if low is not None and (x <= low if low_open else x < low):
         return False
     return high is None or (x < high if high_open else x <= high)
-
-
-def raises_or_returns(call, ok):
-    event("accepted" if ok else "rejected")
-    try:
-        result = call()
-    except (TypeError, ValueError) as exc:
-        assert str(exc), "an exception without a message"
-        assert not ok, f"a valid call was rejected: {type(exc).__name__}: {exc}"
-        return None, exc
-    assert ok, "an invalid call was accepted"
-    return result, None
 
 
 # ==== constructors ============================================================================
