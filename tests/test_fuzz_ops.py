@@ -16,6 +16,7 @@ The number of examples per test is fuzz_helpers.EXAMPLES (FASTBP_FUZZ_EXAMPLES o
 import math
 from decimal import Decimal
 from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -433,38 +434,77 @@ def param_arg(draw, rng, shape, valid):
     return make(rng, shape, draw(array_spec(p_good=0.5))), None
 
 
+class StepArgs(NamedTuple):
+    """The arguments both optimizer-step tests draw first (see draw_step_args)."""
+    valid: bool
+    param: object  # the array the step updates in place, or a bad argument
+    param_guard: object  # param's Guarded, or None
+    dtype: object  # the call's dtype, None when param must be rejected
+    state_dtype: object  # the dtype for state buffers: dtype, or float64 when there is none
+    shape: tuple  # param's shape, which grad and the state buffers follow
+    grad: object
+
+
+def draw_step_args(draw, rng, shape):
+    """Draw `valid`, then param (param_arg) and grad, mostly (when valid: always) of param's
+    shape and of a float dtype."""
+    valid = draw(VALID)
+    keep = 1.0 if valid else 0.8
+    good = 1.0 if valid else 0.8
+    param, param_guard = draw(param_arg(rng, shape, valid))
+    dtype = primary_dtype(param) if isinstance(param, np.ndarray) else None
+    state_dtype = dtype if dtype is not None else np.dtype(np.float64)
+    pshape = as_array(param).shape
+    grad = make(rng, perturb(draw, pshape, keep), draw(array_spec(p_good=good)))
+    return StepArgs(valid, param, param_guard, dtype, state_dtype, pshape, grad)
+
+
+def param_and_grad_ok(param, grad, dtype):
+    """Whether an optimizer step accepts param (a float32/float64 array it may write: as an
+    output) and grad (an input of param's shape)."""
+    param_ok = isinstance(param, np.ndarray) and param.dtype in FLOATS and \
+        output_ok(param, param.dtype, param.shape)
+    return param_ok and input_ok(grad, dtype) and as_array(grad).shape == param.shape
+
+
+def state_arg(rng, shape, dtype, valid):
+    """A state buffer an optimizer step requires (output_arg), never None when valid."""
+    arg = output_arg(rng, shape, dtype, valid)
+    return arg.filter(lambda a: a[0] is not None) if valid else arg
+
+
+def expect_step(call, ok, param, outputs, grad):
+    """expect() for an optimizer step, which updates param in place and returns it: grad
+    never changes, a rejected step leaves param as it was, an accepted one returns param
+    itself. Returns param's values before the step (None when param is not an array)."""
+    before = param.copy() if isinstance(param, np.ndarray) else None
+    result, _ = expect(call, ok, outputs, [grad], ["grad"])
+    if ok:
+        assert result is param
+    elif before is not None:
+        assert same(param, before), "a rejected call changed param"
+    return before
+
+
 @FUZZ
 @given(data=st.data(), shape=any_shape(), seed=st.integers(0, 2**32 - 1))
 def test_sgd_step(data, shape, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
-    param, gp = draw(param_arg(rng, shape, valid))
-    dtype = primary_dtype(param) if isinstance(param, np.ndarray) else None
-    odt = dtype if dtype is not None else np.dtype(np.float64)
-    pshape = as_array(param).shape
-    grad = make(rng, perturb(draw, pshape, keep), draw(array_spec(p_good=good)))
+    valid, param, gp, dtype, odt, pshape, grad = draw_step_args(draw, rng, shape)
     lr, wd = draw(real_param(valid)), draw(real_param(valid))
     momentum = draw(real_param(valid, (0.0, 0.0, 0.5, 0.9)))
     nesterov = draw(bool_param(valid)) if draw(st.booleans()) else False
     velocity, gv = draw(output_arg(rng, pshape, odt, valid))
-    param_ok = isinstance(param, np.ndarray) and param.dtype in FLOATS and \
-        output_ok(param, param.dtype, param.shape)
     mom_ok = real_ok(momentum)
-    ok = (param_ok and input_ok(grad, dtype) and as_array(grad).shape == pshape
+    ok = (param_and_grad_ok(param, grad, dtype)
           and real_ok(lr) and real_ok(wd) and mom_ok and bool_ok(nesterov)
           and not (nesterov and float(momentum) == 0)
           and (float(momentum) == 0 or output_ok(velocity, dtype, pshape)))
-    p0 = param.copy() if isinstance(param, np.ndarray) else None
     v0 = velocity.copy() if isinstance(velocity, np.ndarray) else None
-    result, _ = expect(lambda: ops.sgd_step(param, grad, lr, momentum, velocity, nesterov, wd),
-                       ok, [gp, gv], [grad], ["grad"])
+    p0 = expect_step(lambda: ops.sgd_step(param, grad, lr, momentum, velocity, nesterov, wd),
+                     ok, param, [gp, gv], grad)
     if not ok:
-        if p0 is not None:
-            assert same(param, p0), "a rejected call changed param"
         return
-    assert result is param
     if float(momentum) == 0 and v0 is not None:
         assert np.array_equal(velocity, v0, equal_nan=True), "velocity used without momentum"
     if finite_moderate(grad):
@@ -481,18 +521,9 @@ def test_sgd_step(data, shape, seed):
 @given(data=st.data(), shape=any_shape(), seed=st.integers(0, 2**32 - 1))
 def test_adam_step(data, shape, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
-    param, gp = draw(param_arg(rng, shape, valid))
-    dtype = primary_dtype(param) if isinstance(param, np.ndarray) else None
-    odt = dtype if dtype is not None else np.dtype(np.float64)
-    pshape = as_array(param).shape
-    grad = make(rng, perturb(draw, pshape, keep), draw(array_spec(p_good=good)))
-    m, gm = draw(output_arg(rng, pshape, odt, valid).filter(lambda a: a[0] is not None)
-                 if valid else output_arg(rng, pshape, odt, valid))
-    v, gv = draw(output_arg(rng, pshape, odt, valid).filter(lambda a: a[0] is not None)
-                 if valid else output_arg(rng, pshape, odt, valid))
+    valid, param, gp, dtype, odt, pshape, grad = draw_step_args(draw, rng, shape)
+    m, gm = draw(state_arg(rng, pshape, odt, valid))
+    v, gv = draw(state_arg(rng, pshape, odt, valid))
     if gv is not None:
         v[...] = np.abs(v)
         gv.before = v.copy()
@@ -505,26 +536,20 @@ def test_adam_step(data, shape, seed):
                                  good_betas + [(1.0, 0.9), (0.9,), (0.9, -0.1), (0.9, math.nan),
                                                None, 0.9, (0.9, "0.9")]))
     decoupled = draw(bool_param(valid)) if draw(st.booleans()) else False
-    param_ok = isinstance(param, np.ndarray) and param.dtype in FLOATS and \
-        output_ok(param, param.dtype, param.shape)
     step_ok = isinstance(step, (int, np.integer)) and not isinstance(step, bool) and \
         1 <= step < 2**63
     betas_ok = isinstance(betas, (tuple, list)) and len(betas) == 2 and \
         all(real_ok(b, 0.0, 1.0) for b in betas)
-    ok = (param_ok and input_ok(grad, dtype) and as_array(grad).shape == pshape
+    ok = (param_and_grad_ok(param, grad, dtype)
           and output_ok(m, dtype, pshape) and output_ok(v, dtype, pshape) and step_ok
           and real_ok(lr) and real_ok(eps) and real_ok(wd) and betas_ok
           and bool_ok(decoupled))
-    p0 = param.copy() if isinstance(param, np.ndarray) else None
     m0 = m.copy() if isinstance(m, np.ndarray) else None
     v0 = v.copy() if isinstance(v, np.ndarray) else None
-    result, _ = expect(lambda: ops.adam_step(param, grad, m, v, step, lr, betas, eps, wd,
-                                             decoupled), ok, [gp, gm, gv], [grad], ["grad"])
+    p0 = expect_step(lambda: ops.adam_step(param, grad, m, v, step, lr, betas, eps, wd,
+                                           decoupled), ok, param, [gp, gm, gv], grad)
     if not ok:
-        if p0 is not None:
-            assert same(param, p0), "a rejected call changed param"
         return
-    assert result is param
     if finite_moderate(grad) and float(eps) > 0:
         p, mm, vv = p0.astype(np.float64), m0.astype(np.float64), v0.astype(np.float64)
         ref.adam_step(p, converted(grad, dtype), mm, vv, int(step), float(lr),
