@@ -60,6 +60,15 @@ def real_ok(value, low=0.0, high=None, low_open=False):
     return high is None or x < high
 
 
+def draw_validity(draw):
+    """Draw `valid` (fuzz_helpers.VALID) and return (valid, keep, good): the p_keep for
+    perturb and the p_good for array_spec, 1.0 for a valid call (every argument acceptable),
+    else 0.8."""
+    valid = draw(VALID)
+    chance = 1.0 if valid else 0.8
+    return valid, chance, chance
+
+
 @st.composite
 def real_param(draw, valid, good=GOOD_REALS):
     bad = not valid and draw(st.booleans())
@@ -154,9 +163,7 @@ def act_ok(name):
 @given(data=st.data(), rows=SIZES, n_in=SIZES, n_out=SIZES, seed=st.integers(0, 2**32 - 1))
 def test_dense_forward(data, rows, n_in, n_out, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     w_spec, x_spec, b_spec = draw(array_spec(p_good=good)), draw(array_spec(p_good=good)), draw(array_spec(p_good=good))
     W = make(rng, perturb(draw, (n_in, n_out), keep), w_spec)
     X = make(rng, perturb(draw, (rows, n_in), keep), x_spec)
@@ -186,9 +193,7 @@ def test_dense_forward(data, rows, n_in, n_out, seed):
 @given(data=st.data(), rows=SIZES, n_in=SIZES, n_out=SIZES, seed=st.integers(0, 2**32 - 1))
 def test_dense_backward(data, rows, n_in, n_out, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     w_spec = draw(array_spec(p_good=good))
     W = make(rng, perturb(draw, (n_in, n_out), keep), w_spec)
     X = make(rng, perturb(draw, (rows, n_in), keep), draw(array_spec(p_good=good)))
@@ -250,9 +255,7 @@ NAMED = {"relu": ops.relu, "sigmoid": ops.sigmoid, "tanh": ops.tanh, "softmax": 
 @given(data=st.data(), shape=any_shape(), seed=st.integers(0, 2**32 - 1))
 def test_activation_forward(data, shape, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, _, good = draw_validity(draw)
     spec = draw(array_spec(p_good=good))
     Z = make(rng, shape, spec)
     name, slope = draw(activation_name(valid)), draw(real_param(valid, (0.01, 0.2, 3.0)))
@@ -289,9 +292,7 @@ def test_activation_forward(data, shape, seed):
 @given(data=st.data(), shape=any_shape(), seed=st.integers(0, 2**32 - 1))
 def test_activation_backward(data, shape, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     spec = draw(array_spec(p_good=good))
     name, slope = draw(activation_name(valid)), draw(real_param(valid, (0.01, 0.2, 3.0)))
     A = make(rng, shape, spec)
@@ -330,9 +331,7 @@ LOSSES = {"mse": (ops.mse, ref.mse), "binary_crossentropy": (ops.binary_crossent
        seed=st.integers(0, 2**32 - 1))
 def test_elementwise_losses(data, shape, which, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     spec = draw(array_spec(p_good=good))
     P = make(rng, shape, spec)
     T = make(rng, perturb(draw, as_array(P).shape, keep), draw(array_spec(p_good=good)))
@@ -369,9 +368,7 @@ def xent_target_ok(target, La, dtype):
 @given(data=st.data(), rows=SIZES, k=SIZES, seed=st.integers(0, 2**32 - 1))
 def test_softmax_cross_entropy(data, rows, k, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     spec = draw(array_spec(p_good=good))
     logits = make(rng, perturb(draw, (rows, k), keep), spec)
     dtype = primary_dtype(logits)
@@ -448,9 +445,7 @@ class StepArgs(NamedTuple):
 def draw_step_args(draw, rng, shape):
     """Draw `valid`, then param (param_arg) and grad, mostly (when valid: always) of param's
     shape and of a float dtype."""
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     param, param_guard = draw(param_arg(rng, shape, valid))
     dtype = primary_dtype(param) if isinstance(param, np.ndarray) else None
     state_dtype = dtype if dtype is not None else np.dtype(np.float64)
