@@ -294,6 +294,18 @@ def inputs_ok(X, n_in, dtype):
         return bool(np.isfinite(arr.astype(dtype)).all())
 
 
+def fuzz_problem(draw, rng, task, dtype, valid, max_samples):
+    """A compiled model for `task` (build) and fuzzed data for it: X for 1 to max_samples
+    samples (fuzz_inputs) and targets for as many rows as X really has (fuzz_targets).
+    Returns (model, n_in, k, X, y, rows); rows is 0 when X is None or 0-d."""
+    model, n_in, k = build(draw, task, dtype)
+    n = draw(st.integers(1, max_samples))
+    X = fuzz_inputs(draw, rng, n, n_in, valid)
+    rows = np.asarray(X).shape[0] if X is not None and np.asarray(X).ndim else 0
+    y = fuzz_targets(draw, rng, task, rows, k, valid)
+    return model, n_in, k, X, y, rows
+
+
 def model_state(model):
     net = model._network
     return [net.params.copy(), net.state1.copy(), net.state2.copy(), net.step]
@@ -312,11 +324,7 @@ def assert_model_unchanged(before, model):
        data=st.data(), seed=st.integers(0, 2**32 - 1))
 def test_predict_evaluate_gradients(valid, task, dtype, method, data, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    model, n_in, k = build(draw, task, dtype)
-    n = draw(st.integers(1, 6))
-    X = fuzz_inputs(draw, rng, n, n_in, valid)
-    rows = np.asarray(X).shape[0] if X is not None and np.asarray(X).ndim else 0
-    y = fuzz_targets(draw, rng, task, rows, k, valid)
+    model, n_in, k, X, y, rows = fuzz_problem(draw, rng, task, dtype, valid, max_samples=6)
     before, caller = model_state(model), snapshot(X, y)
     x_ok = inputs_ok(X, n_in, dtype)
     if method == "predict":
@@ -351,11 +359,7 @@ def test_predict_evaluate_gradients(valid, task, dtype, method, data, seed):
        data=st.data(), seed=st.integers(0, 2**32 - 1))
 def test_fit(valid, task, dtype, data, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    model, n_in, k = build(draw, task, dtype)
-    n = draw(st.integers(1, 12))
-    X = fuzz_inputs(draw, rng, n, n_in, valid)
-    rows = np.asarray(X).shape[0] if X is not None and np.asarray(X).ndim else 0
-    y = fuzz_targets(draw, rng, task, rows, k, valid)
+    model, n_in, k, X, y, rows = fuzz_problem(draw, rng, task, dtype, valid, max_samples=12)
     good_ints = (0, 1, 2, np.int64(2))
     epochs = draw(st.sampled_from(good_ints + (() if valid else INTS_BAD + (-5,))))
     batch_size = draw(st.sampled_from((1, 3, 32, 2**62, 10**30, np.uint16(4)) + (
