@@ -13,7 +13,7 @@ import copy
 import os
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 
 # ---- how many examples ----------------------------------------------------------------------
@@ -25,6 +25,28 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=
                 phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
+
+# ---- valid calls and how a call ends -------------------------------------------------------
+# Each test first draws `valid`: in about 40% of the examples every argument is drawn from what
+# the conventions accept (any layout and integer inputs included), so that results are checked
+# often; otherwise every argument may be wrong in any way.
+VALID = st.floats(0, 1).map(lambda u: u < 0.4)
+
+
+def raises_or_returns(call, ok):
+    """Run call(): if ok it must return, else raise TypeError/ValueError with a message.
+    Records the expectation as a hypothesis event. Returns (result, None) when it returned,
+    (None, the exception) when it raised."""
+    event("accepted" if ok else "rejected")
+    try:
+        result = call()
+    except (TypeError, ValueError) as exc:
+        assert str(exc), "an exception without a message"
+        assert not ok, f"a valid call was rejected: {type(exc).__name__}: {exc}"
+        return None, exc
+    assert ok, "an invalid call was accepted"
+    return result, None
+
 
 # ---- dtypes and layouts ---------------------------------------------------------------------
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

@@ -13,20 +13,19 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 import fastbp as fb
 import numpy_reference as ref
-from fuzz_helpers import (ALL_DTYPES, FUZZ, LAYOUTS, as_array, assert_unchanged, make, perturb,
-                          snapshot, tolerance)
+from fuzz_helpers import (ALL_DTYPES, FUZZ, LAYOUTS, VALID, as_array, assert_unchanged, make,
+                          perturb, raises_or_returns, snapshot, tolerance)
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
 INITS = ("glorot_uniform", "he_uniform", "torch")
 INTS_GOOD = (1, 2, 5, np.int64(3), np.uint8(4))
 INTS_BAD = (0, -1, 1.0, 2.5, True, None, "3", np.float64(3), [2], 1j)
 REALS_BAD = (None, "0.1", [0.1], 1j, math.nan, math.inf, -1.0, 10**400, True)
-VALID = st.floats(0, 1).map(lambda u: u < 0.4)
 
 
 def int_ok(value, minimum):
@@ -47,18 +46,6 @@ def real_ok(value, low=None, high=None, low_open=False, high_open=False):
     if low is not None and (x <= low if low_open else x < low):
         return False
     return high is None or (x < high if high_open else x <= high)
-
-
-def raises_or_returns(call, ok):
-    event("accepted" if ok else "rejected")
-    try:
-        result = call()
-    except (TypeError, ValueError) as exc:
-        assert str(exc), "an exception without a message"
-        assert not ok, f"a valid call was rejected: {type(exc).__name__}: {exc}"
-        return None, exc
-    assert ok, "an invalid call was accepted"
-    return result, None
 
 
 # ==== constructors ============================================================================
@@ -307,6 +294,18 @@ def inputs_ok(X, n_in, dtype):
         return bool(np.isfinite(arr.astype(dtype)).all())
 
 
+def fuzz_problem(draw, rng, task, dtype, valid, max_samples):
+    """A compiled model for `task` (build) and fuzzed data for it: X for 1 to max_samples
+    samples (fuzz_inputs) and targets for as many rows as X really has (fuzz_targets).
+    Returns (model, n_in, k, X, y, rows); rows is 0 when X is None or 0-d."""
+    model, n_in, k = build(draw, task, dtype)
+    n = draw(st.integers(1, max_samples))
+    X = fuzz_inputs(draw, rng, n, n_in, valid)
+    rows = np.asarray(X).shape[0] if X is not None and np.asarray(X).ndim else 0
+    y = fuzz_targets(draw, rng, task, rows, k, valid)
+    return model, n_in, k, X, y, rows
+
+
 def model_state(model):
     net = model._network
     return [net.params.copy(), net.state1.copy(), net.state2.copy(), net.step]
@@ -325,11 +324,7 @@ def assert_model_unchanged(before, model):
        data=st.data(), seed=st.integers(0, 2**32 - 1))
 def test_predict_evaluate_gradients(valid, task, dtype, method, data, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    model, n_in, k = build(draw, task, dtype)
-    n = draw(st.integers(1, 6))
-    X = fuzz_inputs(draw, rng, n, n_in, valid)
-    rows = np.asarray(X).shape[0] if X is not None and np.asarray(X).ndim else 0
-    y = fuzz_targets(draw, rng, task, rows, k, valid)
+    model, n_in, k, X, y, rows = fuzz_problem(draw, rng, task, dtype, valid, max_samples=6)
     before, caller = model_state(model), snapshot(X, y)
     x_ok = inputs_ok(X, n_in, dtype)
     if method == "predict":
@@ -364,11 +359,7 @@ def test_predict_evaluate_gradients(valid, task, dtype, method, data, seed):
        data=st.data(), seed=st.integers(0, 2**32 - 1))
 def test_fit(valid, task, dtype, data, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    model, n_in, k = build(draw, task, dtype)
-    n = draw(st.integers(1, 12))
-    X = fuzz_inputs(draw, rng, n, n_in, valid)
-    rows = np.asarray(X).shape[0] if X is not None and np.asarray(X).ndim else 0
-    y = fuzz_targets(draw, rng, task, rows, k, valid)
+    model, n_in, k, X, y, rows = fuzz_problem(draw, rng, task, dtype, valid, max_samples=12)
     good_ints = (0, 1, 2, np.int64(2))
     epochs = draw(st.sampled_from(good_ints + (() if valid else INTS_BAD + (-5,))))
     batch_size = draw(st.sampled_from((1, 3, 32, 2**62, 10**30, np.uint16(4)) + (

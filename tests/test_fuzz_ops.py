@@ -16,17 +16,18 @@ The number of examples per test is fuzz_helpers.EXAMPLES (FASTBP_FUZZ_EXAMPLES o
 import math
 from decimal import Decimal
 from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 import pytest
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 import numpy_reference as ref
 from fastbp import ops
-from fuzz_helpers import (FLOATS, FUZZ, Guarded, array_spec, as_array, assert_unchanged,
+from fuzz_helpers import (FLOATS, FUZZ, VALID, Guarded, array_spec, as_array, assert_unchanged,
                           converted, input_ok, make, output_ok, perturb, primary_dtype,
-                          same, snapshot, tolerance)
+                          raises_or_returns, same, snapshot, tolerance)
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
 SIZES = st.integers(0, 5)
@@ -59,10 +60,13 @@ def real_ok(value, low=0.0, high=None, low_open=False):
     return high is None or x < high
 
 
-# Each test first draws `valid`: in about 40% of the examples every argument is drawn from what
-# the conventions accept (any layout and integer inputs included), so that results are checked
-# often; otherwise every argument may be wrong in any way.
-VALID = st.floats(0, 1).map(lambda u: u < 0.4)
+def draw_validity(draw):
+    """Draw `valid` (fuzz_helpers.VALID) and return (valid, keep, good): the p_keep for
+    perturb and the p_good for array_spec, 1.0 for a valid call (every argument acceptable),
+    else 0.8."""
+    valid = draw(VALID)
+    chance = 1.0 if valid else 0.8
+    return valid, chance, chance
 
 
 @st.composite
@@ -126,20 +130,11 @@ def expect(call, ok, outputs=(), inputs=(), names=()):
     TypeError/ValueError with a message and leave the outputs alone. Inputs never change and
     guard bytes never move. Returns (result, raised)."""
     before = snapshot(*inputs)
-    event("accepted" if ok else "rejected")
-    try:
-        result = call()
-    except (TypeError, ValueError) as exc:
-        assert str(exc), "an exception without a message"
-        assert not ok, f"a valid call was rejected: {type(exc).__name__}: {exc}"
+    result, raised = raises_or_returns(call, ok)
+    if raised is not None:
         for g in outputs:
             if g is not None:
                 assert g.unchanged(), "a rejected call wrote into an output"
-        raised = exc
-        result = None
-    else:
-        assert ok, "an invalid call was accepted"
-        raised = None
     for g in outputs:
         if g is not None:
             assert g.guards_intact(), "a write outside an output (guard bytes changed)"
@@ -168,9 +163,7 @@ def act_ok(name):
 @given(data=st.data(), rows=SIZES, n_in=SIZES, n_out=SIZES, seed=st.integers(0, 2**32 - 1))
 def test_dense_forward(data, rows, n_in, n_out, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     w_spec, x_spec, b_spec = draw(array_spec(p_good=good)), draw(array_spec(p_good=good)), draw(array_spec(p_good=good))
     W = make(rng, perturb(draw, (n_in, n_out), keep), w_spec)
     X = make(rng, perturb(draw, (rows, n_in), keep), x_spec)
@@ -200,9 +193,7 @@ def test_dense_forward(data, rows, n_in, n_out, seed):
 @given(data=st.data(), rows=SIZES, n_in=SIZES, n_out=SIZES, seed=st.integers(0, 2**32 - 1))
 def test_dense_backward(data, rows, n_in, n_out, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     w_spec = draw(array_spec(p_good=good))
     W = make(rng, perturb(draw, (n_in, n_out), keep), w_spec)
     X = make(rng, perturb(draw, (rows, n_in), keep), draw(array_spec(p_good=good)))
@@ -264,9 +255,7 @@ NAMED = {"relu": ops.relu, "sigmoid": ops.sigmoid, "tanh": ops.tanh, "softmax": 
 @given(data=st.data(), shape=any_shape(), seed=st.integers(0, 2**32 - 1))
 def test_activation_forward(data, shape, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, _, good = draw_validity(draw)
     spec = draw(array_spec(p_good=good))
     Z = make(rng, shape, spec)
     name, slope = draw(activation_name(valid)), draw(real_param(valid, (0.01, 0.2, 3.0)))
@@ -303,9 +292,7 @@ def test_activation_forward(data, shape, seed):
 @given(data=st.data(), shape=any_shape(), seed=st.integers(0, 2**32 - 1))
 def test_activation_backward(data, shape, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     spec = draw(array_spec(p_good=good))
     name, slope = draw(activation_name(valid)), draw(real_param(valid, (0.01, 0.2, 3.0)))
     A = make(rng, shape, spec)
@@ -344,9 +331,7 @@ LOSSES = {"mse": (ops.mse, ref.mse), "binary_crossentropy": (ops.binary_crossent
        seed=st.integers(0, 2**32 - 1))
 def test_elementwise_losses(data, shape, which, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     spec = draw(array_spec(p_good=good))
     P = make(rng, shape, spec)
     T = make(rng, perturb(draw, as_array(P).shape, keep), draw(array_spec(p_good=good)))
@@ -383,9 +368,7 @@ def xent_target_ok(target, La, dtype):
 @given(data=st.data(), rows=SIZES, k=SIZES, seed=st.integers(0, 2**32 - 1))
 def test_softmax_cross_entropy(data, rows, k, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
+    valid, keep, good = draw_validity(draw)
     spec = draw(array_spec(p_good=good))
     logits = make(rng, perturb(draw, (rows, k), keep), spec)
     dtype = primary_dtype(logits)
@@ -448,38 +431,75 @@ def param_arg(draw, rng, shape, valid):
     return make(rng, shape, draw(array_spec(p_good=0.5))), None
 
 
+class StepArgs(NamedTuple):
+    """The arguments both optimizer-step tests draw first (see draw_step_args)."""
+    valid: bool
+    param: object  # the array the step updates in place, or a bad argument
+    param_guard: object  # param's Guarded, or None
+    dtype: object  # the call's dtype, None when param must be rejected
+    state_dtype: object  # the dtype for state buffers: dtype, or float64 when there is none
+    shape: tuple  # param's shape, which grad and the state buffers follow
+    grad: object
+
+
+def draw_step_args(draw, rng, shape):
+    """Draw `valid`, then param (param_arg) and grad, mostly (when valid: always) of param's
+    shape and of a float dtype."""
+    valid, keep, good = draw_validity(draw)
+    param, param_guard = draw(param_arg(rng, shape, valid))
+    dtype = primary_dtype(param) if isinstance(param, np.ndarray) else None
+    state_dtype = dtype if dtype is not None else np.dtype(np.float64)
+    pshape = as_array(param).shape
+    grad = make(rng, perturb(draw, pshape, keep), draw(array_spec(p_good=good)))
+    return StepArgs(valid, param, param_guard, dtype, state_dtype, pshape, grad)
+
+
+def param_and_grad_ok(param, grad, dtype):
+    """Whether an optimizer step accepts param (a float32/float64 array it may write: as an
+    output) and grad (an input of param's shape)."""
+    param_ok = isinstance(param, np.ndarray) and param.dtype in FLOATS and \
+        output_ok(param, param.dtype, param.shape)
+    return param_ok and input_ok(grad, dtype) and as_array(grad).shape == param.shape
+
+
+def state_arg(rng, shape, dtype, valid):
+    """A state buffer an optimizer step requires (output_arg), never None when valid."""
+    arg = output_arg(rng, shape, dtype, valid)
+    return arg.filter(lambda a: a[0] is not None) if valid else arg
+
+
+def expect_step(call, ok, param, outputs, grad):
+    """expect() for an optimizer step, which updates param in place and returns it: grad
+    never changes, a rejected step leaves param as it was, an accepted one returns param
+    itself. Returns param's values before the step (None when param is not an array)."""
+    before = param.copy() if isinstance(param, np.ndarray) else None
+    result, _ = expect(call, ok, outputs, [grad], ["grad"])
+    if ok:
+        assert result is param
+    elif before is not None:
+        assert same(param, before), "a rejected call changed param"
+    return before
+
+
 @FUZZ
 @given(data=st.data(), shape=any_shape(), seed=st.integers(0, 2**32 - 1))
 def test_sgd_step(data, shape, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
-    param, gp = draw(param_arg(rng, shape, valid))
-    dtype = primary_dtype(param) if isinstance(param, np.ndarray) else None
-    odt = dtype if dtype is not None else np.dtype(np.float64)
-    pshape = as_array(param).shape
-    grad = make(rng, perturb(draw, pshape, keep), draw(array_spec(p_good=good)))
+    valid, param, gp, dtype, odt, pshape, grad = draw_step_args(draw, rng, shape)
     lr, wd = draw(real_param(valid)), draw(real_param(valid))
     momentum = draw(real_param(valid, (0.0, 0.0, 0.5, 0.9)))
     nesterov = draw(bool_param(valid)) if draw(st.booleans()) else False
     velocity, gv = draw(output_arg(rng, pshape, odt, valid))
-    param_ok = isinstance(param, np.ndarray) and param.dtype in FLOATS and \
-        output_ok(param, param.dtype, param.shape)
     mom_ok = real_ok(momentum)
-    ok = (param_ok and input_ok(grad, dtype) and as_array(grad).shape == pshape
+    ok = (param_and_grad_ok(param, grad, dtype)
           and real_ok(lr) and real_ok(wd) and mom_ok and bool_ok(nesterov)
           and not (nesterov and float(momentum) == 0)
           and (float(momentum) == 0 or output_ok(velocity, dtype, pshape)))
-    p0 = param.copy() if isinstance(param, np.ndarray) else None
     v0 = velocity.copy() if isinstance(velocity, np.ndarray) else None
-    result, _ = expect(lambda: ops.sgd_step(param, grad, lr, momentum, velocity, nesterov, wd),
-                       ok, [gp, gv], [grad], ["grad"])
+    p0 = expect_step(lambda: ops.sgd_step(param, grad, lr, momentum, velocity, nesterov, wd),
+                     ok, param, [gp, gv], grad)
     if not ok:
-        if p0 is not None:
-            assert same(param, p0), "a rejected call changed param"
         return
-    assert result is param
     if float(momentum) == 0 and v0 is not None:
         assert np.array_equal(velocity, v0, equal_nan=True), "velocity used without momentum"
     if finite_moderate(grad):
@@ -496,18 +516,9 @@ def test_sgd_step(data, shape, seed):
 @given(data=st.data(), shape=any_shape(), seed=st.integers(0, 2**32 - 1))
 def test_adam_step(data, shape, seed):
     draw, rng = data.draw, np.random.default_rng(seed)
-    valid = draw(VALID)
-    keep = 1.0 if valid else 0.8
-    good = 1.0 if valid else 0.8
-    param, gp = draw(param_arg(rng, shape, valid))
-    dtype = primary_dtype(param) if isinstance(param, np.ndarray) else None
-    odt = dtype if dtype is not None else np.dtype(np.float64)
-    pshape = as_array(param).shape
-    grad = make(rng, perturb(draw, pshape, keep), draw(array_spec(p_good=good)))
-    m, gm = draw(output_arg(rng, pshape, odt, valid).filter(lambda a: a[0] is not None)
-                 if valid else output_arg(rng, pshape, odt, valid))
-    v, gv = draw(output_arg(rng, pshape, odt, valid).filter(lambda a: a[0] is not None)
-                 if valid else output_arg(rng, pshape, odt, valid))
+    valid, param, gp, dtype, odt, pshape, grad = draw_step_args(draw, rng, shape)
+    m, gm = draw(state_arg(rng, pshape, odt, valid))
+    v, gv = draw(state_arg(rng, pshape, odt, valid))
     if gv is not None:
         v[...] = np.abs(v)
         gv.before = v.copy()
@@ -520,26 +531,20 @@ def test_adam_step(data, shape, seed):
                                  good_betas + [(1.0, 0.9), (0.9,), (0.9, -0.1), (0.9, math.nan),
                                                None, 0.9, (0.9, "0.9")]))
     decoupled = draw(bool_param(valid)) if draw(st.booleans()) else False
-    param_ok = isinstance(param, np.ndarray) and param.dtype in FLOATS and \
-        output_ok(param, param.dtype, param.shape)
     step_ok = isinstance(step, (int, np.integer)) and not isinstance(step, bool) and \
         1 <= step < 2**63
     betas_ok = isinstance(betas, (tuple, list)) and len(betas) == 2 and \
         all(real_ok(b, 0.0, 1.0) for b in betas)
-    ok = (param_ok and input_ok(grad, dtype) and as_array(grad).shape == pshape
+    ok = (param_and_grad_ok(param, grad, dtype)
           and output_ok(m, dtype, pshape) and output_ok(v, dtype, pshape) and step_ok
           and real_ok(lr) and real_ok(eps) and real_ok(wd) and betas_ok
           and bool_ok(decoupled))
-    p0 = param.copy() if isinstance(param, np.ndarray) else None
     m0 = m.copy() if isinstance(m, np.ndarray) else None
     v0 = v.copy() if isinstance(v, np.ndarray) else None
-    result, _ = expect(lambda: ops.adam_step(param, grad, m, v, step, lr, betas, eps, wd,
-                                             decoupled), ok, [gp, gm, gv], [grad], ["grad"])
+    p0 = expect_step(lambda: ops.adam_step(param, grad, m, v, step, lr, betas, eps, wd,
+                                           decoupled), ok, param, [gp, gm, gv], grad)
     if not ok:
-        if p0 is not None:
-            assert same(param, p0), "a rejected call changed param"
         return
-    assert result is param
     if finite_moderate(grad) and float(eps) > 0:
         p, mm, vv = p0.astype(np.float64), m0.astype(np.float64), v0.astype(np.float64)
         ref.adam_step(p, converted(grad, dtype), mm, vv, int(step), float(lr),

@@ -317,6 +317,18 @@ def softmax(Z):
     return E / E.sum(axis=1, keepdims=True)
 
 
+def assert_train_identically(a, b, X, y, loss):
+    """Compile models a and b alike (loss, Adam, accuracy) and fit both on X, y (3 epochs,
+    batches of 8, 20% for validation): their histories and their weights must be equal."""
+    histories = []
+    for m in (a, b):
+        m.compile(loss=loss, optimizer="adam", metrics=["accuracy"])
+        histories.append(m.fit(X, y, epochs=3, batch_size=8, validation_split=0.2,
+                               verbose=0).history)
+    assert histories[0] == histories[1]
+    assert_same_weights(a, b)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("targets", ["labels", "onehot"])
 def test_softmax_and_identity_outputs_train_identically_under_cce(targets, dtype):
@@ -325,13 +337,7 @@ def test_softmax_and_identity_outputs_train_identically_under_cce(targets, dtype
         y = np.eye(3)[y]
     probs, logits = classifier(seed=9, dtype=dtype), classifier(seed=9, dtype=dtype,
                                                                output="identity")
-    histories = []
-    for m in (probs, logits):
-        m.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-        histories.append(m.fit(X, y, epochs=3, batch_size=8, validation_split=0.2,
-                               verbose=0).history)
-    assert histories[0] == histories[1]
-    assert_same_weights(probs, logits)
+    assert_train_identically(probs, logits, X, y, "categorical_crossentropy")
     P, Z = probs.predict(X), logits.predict(X)
     np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
     assert np.all(P >= 0) and np.any(Z < 0)
@@ -345,14 +351,8 @@ def test_sigmoid_and_identity_outputs_train_identically_under_bce(dtype):
     X, y = blobs(n_classes=2)
     probs = classifier(seed=4, dtype=dtype, output="sigmoid", n_classes=1)
     logits = classifier(seed=4, dtype=dtype, output="identity", n_classes=1)
-    histories = []
-    for m in (probs, logits):
-        m.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
-        histories.append(m.fit(X, y, epochs=3, batch_size=8, validation_split=0.2,
-                               verbose=0).history)
     # the accuracy of logits is thresholded at 0, that of probabilities at 0.5: the same
-    assert histories[0] == histories[1]
-    assert_same_weights(probs, logits)
+    assert_train_identically(probs, logits, X, y, "binary_crossentropy")
     P, Z = probs.predict(X), logits.predict(X)
     assert np.all((P > 0) & (P < 1)) and np.any(Z < 0)
     np.testing.assert_allclose(P, 1 / (1 + np.exp(-Z.astype(np.float64))),

@@ -1,7 +1,9 @@
 """What the two JAX peers share: the network, the loss and the optax optimizer as pure
-functions, and one training step ``step(params, opt_state, X, y)``."""
+functions, one training step ``step(params, opt_state, X, y)``, and ``JaxTrainer``, the
+trainer's set-up and weights (each peer adds how it jits the step and runs an epoch)."""
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 REQUIRES = ["jax", "jaxlib", "optax"]
@@ -48,3 +50,33 @@ def make_step(workload, optimizer):
         return optax.apply_updates(params, updates), opt_state, loss
 
     return step
+
+
+class JaxTrainer:
+    """The part of a JAX peer's ``Trainer`` that both peers share: the parameters and the
+    optimizer state as jax arrays, the data on the device, the generator that shuffles each
+    epoch. A peer defines ``jit_training(step)``, which jits ``step`` its own way, and
+    ``epoch(order=None)``."""
+
+    def __init__(self, workload, X, y, weights, seed=0):
+        self.w = workload
+        self.params = setup(workload, weights)
+        self.X, self.y = jax.device_put(X), jax.device_put(y)
+        optimizer = make_optimizer(workload)
+        self.opt_state = optimizer.init(self.params)
+        self.jit_training(make_step(workload, optimizer))
+        self.rng = np.random.default_rng(seed)
+
+    def jit_training(self, step):
+        """Jit ``step(params, opt_state, X, y)`` the peer's way and keep what ``epoch`` calls."""
+        raise NotImplementedError
+
+    def epoch_order(self, order):
+        """The epoch's sample order as int32: ``order``, or (None) a permutation drawn from
+        the trainer's generator."""
+        n = self.X.shape[0]
+        return (self.rng.permutation(n) if order is None else np.asarray(order)).astype(np.int32)
+
+    def get_weights(self):
+        """[W0, b0, W1, b1, ...] as numpy arrays."""
+        return [np.asarray(p) for p in self.params]
