@@ -18,7 +18,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-C_SOURCES = ["activations.c", "losses.c", "dense.c", "optim.c", "checks.c", "train.c"]
+C_SOURCES = ["activations.c", "losses.c", "small_gemm.c", "dense.c", "optim.c", "checks.c",
+             "train.c"]
 SANITIZE = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
             "-fno-omit-frame-pointer"]
 
@@ -51,7 +52,8 @@ class BuildExt(build_ext):
 extension = Extension(
     "fastbp._core",
     sources=["fastbp/_core.pyx"] + [os.path.join("src_c", name) for name in C_SOURCES],
-    depends=[os.path.join("src_c", name) for name in ("fastbp.h", "kernels.h", "template.h", "vecmath.h")],
+    depends=[os.path.join("src_c", name) for name in ("fastbp.h", "kernels.h", "template.h", "vecmath.h",
+                                                  "small_gemm_kernel.h")],
     include_dirs=[numpy.get_include(), "src_c"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )

@@ -56,6 +56,9 @@ cdef extern from "fastbp.h" nogil:
     ptrdiff_t fbp_weight_offset(const fbp_net *net, int layer)
     ptrdiff_t fbp_workspace_len(const fbp_net *net)
     int fbp_target_width(const fbp_net *net)
+    int fbp_small_gemm_available()
+    int fbp_small_gemm_isa()
+    int fbp_small_gemm_level
 
     void fbp_activation_forward_f32(int act, double slope, int rows, int cols, float *Z)
     void fbp_activation_forward_f64(int act, double slope, int rows, int cols, double *Z)
@@ -88,10 +91,11 @@ cdef extern from "fastbp.h" nogil:
                                double slope, double *Y)
     void fbp_dense_backward_f32(const fbp_blas *blas, int rows, int n_in, int n_out,
                                 const float *X, const float *W, const float *dZ, float *dW,
-                                float *db, float *dX)
+                                float *db, float *dX, float *scratch)
     void fbp_dense_backward_f64(const fbp_blas *blas, int rows, int n_in, int n_out,
                                 const double *X, const double *W, const double *dZ, double *dW,
-                                double *db, double *dX)
+                                double *db, double *dX, double *scratch)
+    int fbp_transpose_scratch_len(int n_in, int n_out)
 
     void fbp_sgd_step_f32(ptrdiff_t n, float *param, const float *grad, float *velocity,
                           double lr, double momentum, int nesterov, double weight_decay)

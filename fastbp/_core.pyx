@@ -696,9 +696,10 @@ cdef void _dense_forward(Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, con
 
 cdef void _dense_backward(Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, const floating *X,
                           const floating *W, const floating *dZ, floating *dW, floating *db,
-                          floating *dX) noexcept nogil:
-    """dW = X^T.dZ, db = column sums of dZ, dX = dZ.W^T (dX may be NULL). When a size is 0
-    the products are sums over nothing (zeros) or empty, computed without BLAS."""
+                          floating *dX, floating *scratch) noexcept nogil:
+    """dW = X^T.dZ, db = column sums of dZ, dX = dZ.W^T (dX may be NULL; scratch as in
+    src_c/kernels.h). When a size is 0 the products are sums over nothing (zeros) or empty,
+    computed without BLAS."""
     cdef Py_ssize_t r, j
     if rows == 0 or n_in == 0 or n_out == 0:
         memset(dW, 0, <size_t>(n_in * n_out) * sizeof(floating))
@@ -709,9 +710,11 @@ cdef void _dense_backward(Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, co
             for j in range(n_out):
                 db[j] += dZ[r * n_out + j]
     elif floating is float:
-        fbp_dense_backward_f32(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, dZ, dW, db, dX)
+        fbp_dense_backward_f32(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, dZ, dW, db, dX,
+                               scratch)
     else:
-        fbp_dense_backward_f64(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, dZ, dW, db, dX)
+        fbp_dense_backward_f64(&BLAS, <int>rows, <int>n_in, <int>n_out, X, W, dZ, dW, db, dX,
+                               scratch)
 
 
 def _dense_shapes(X, W):
@@ -793,14 +796,20 @@ def dense_backward(X, W, dZ, dX, dW, db):
     cdef void *dw = _data(dW)
     cdef void *dbb = _data(db)
     cdef void *dx = _data(dX) if dX is not None else NULL
+    # W^T for the small-matrix kernel's dX (a few KiB at most; nothing when BLAS computes dX)
+    cdef Py_ssize_t n_scratch = 0
+    if dX is not None and r > 0 and i > 0 and o > 0:
+        n_scratch = fbp_transpose_scratch_len(<int>i, <int>o)
+    cdef cnp.ndarray scratch_array = np.empty(n_scratch, dtype=W.dtype) if n_scratch else None
+    cdef void *scratch = _data(scratch_array) if n_scratch else NULL
     with nogil:
         _gil_check(GIL_DENSE_BACKWARD)
         if t == cnp.NPY_DOUBLE:
             _dense_backward(r, i, o, <const double *>x, <const double *>w, <const double *>dz,
-                            <double *>dw, <double *>dbb, <double *>dx)
+                            <double *>dw, <double *>dbb, <double *>dx, <double *>scratch)
         else:
             _dense_backward(r, i, o, <const float *>x, <const float *>w, <const float *>dz,
-                            <float *>dw, <float *>dbb, <float *>dx)
+                            <float *>dw, <float *>dbb, <float *>dx, <float *>scratch)
     return dX, dW, db
 
 
@@ -892,3 +901,22 @@ def all_finite(a):
     if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
         return all_in_range(a, -DBL_MAX, DBL_MAX)
     return all_in_range(a, -FLT_MAX, FLT_MAX)
+
+
+_SMALL_GEMM_LEVELS = ("blas", "avx2", "avx512")
+
+
+def _small_gemm_kernel():
+    """Which kernel small products use on this CPU now: "avx512", "avx2" or "blas"."""
+    return _SMALL_GEMM_LEVELS[fbp_small_gemm_isa()]
+
+
+def _set_small_gemm_level(str level):
+    """For tests: let small products use at most `level` ("avx512", "avx2" or "blas", the
+    last meaning BLAS for every product); returns the previous level. Not while training."""
+    if level not in _SMALL_GEMM_LEVELS:
+        raise ValueError(f"level must be one of {_SMALL_GEMM_LEVELS}, got {level!r}")
+    global fbp_small_gemm_level
+    previous = _SMALL_GEMM_LEVELS[fbp_small_gemm_level]
+    fbp_small_gemm_level = _SMALL_GEMM_LEVELS.index(level)
+    return previous

@@ -654,9 +654,11 @@ def _check_addressable(sizes, batch, dtype):
     """Raise ValueError unless the parameter buffer and the workspace for batches of `batch`
     rows fit in 2**62 bytes. src_c/train.c adds these sizes up in 64-bit ptrdiff_t without
     checks (fbp_n_params, fbp_workspace_len); Python's integers do it here first, so that layer
-    sizes whose products overflow are refused instead of wrapping to a small buffer."""
+    sizes whose products overflow are refused instead of wrapping to a small buffer. The
+    workspace's last part, a transposed small weight matrix, holds at most 8192 values
+    (FBP_SMALL_TRANSPOSED_WEIGHTS in src_c/dense.c)."""
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    work = batch * (sizes[0] + sizes[-1] + sum(sizes[1:]) + 2 * max(sizes[1:]))
+    work = batch * (sizes[0] + sizes[-1] + sum(sizes[1:]) + 2 * max(sizes[1:])) + 8192
     if max(n_params, work) * np.dtype(dtype).itemsize >= 2**62:
         raise ValueError(
             f"this model needs {n_params} parameters and a workspace of {work} values for "

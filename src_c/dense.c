@@ -1,18 +1,43 @@
-/* dense.c -- a dense layer's forward and backward pass over BLAS gemm. Formulas: kernels.h. */
+/* dense.c -- a dense layer's forward and backward pass: BLAS gemm, or for small layers the
+ * kernel of small_gemm.c. Formulas: kernels.h. */
 #include "fastbp.h"
 
 #ifndef REAL
+
+/* Which products go to the register-blocked kernel of small_gemm.c instead of BLAS (where the
+ * CPU has one). Chosen from epoch times of the bench workloads (1 thread; the commit that set
+ * them has the numbers) and products timed alone: the kernel matches or beats OpenBLAS on
+ * weight matrices up to 16384 entries with up to 256 inputs, at any number of rows, and loses
+ * beyond (OpenBLAS's cache blocking pays off). */
+#define FBP_SMALL_WEIGHTS 16384
+#define FBP_SMALL_INPUTS 256
+/* dX = dZ.W^T goes through a transposed copy of W (small_gemm's B is row-major); the copy
+ * costs about a cycle per weight, which larger matrices do not earn back. */
+#define FBP_SMALL_TRANSPOSED_WEIGHTS 8192
+
+/* Y = X.W and dW = X^T.dZ. Decided by the layer's shape alone, never by the rows, so that in a
+ * small layer a row's output does not depend on the other rows of its batch: predict(X)[i]
+ * equals predict(X[i:i+1]) bit for bit (the kernel's order of summation depends on shapes
+ * only; BLAS makes no such promise for the large layers). */
+static int small_layer(int in, int out)
+{
+    return in <= FBP_SMALL_INPUTS && (ptrdiff_t)in * out <= FBP_SMALL_WEIGHTS;
+}
+
+/* dX = dZ.W^T through the transposed copy. */
+static int small_input_grad(int in, int out)
+{
+    return small_layer(in, out) && (ptrdiff_t)in * out <= FBP_SMALL_TRANSPOSED_WEIGHTS;
+}
+
+int fbp_transpose_scratch_len(int in, int out)
+{
+    return fbp_small_gemm_available() && small_input_grad(in, out) ? in * out : 0;
+}
+
 #define FBP_TEMPLATE_FILE "dense.c"
 #include "template.h"
 #else
-
-/* Batches of at most this many rows take the direct path below instead of BLAS. Measured with
- * callgrind on the bench workloads (instructions per epoch, BLAS -> direct): online, 1 row,
- * 64.1M -> 38.9M; the same network at 32 rows, 7.4M -> 17.2M; so only near-vector products
- * gain from skipping BLAS's call, checks and packing. */
-#ifndef FBP_SMALL_ROWS
-#define FBP_SMALL_ROWS 2
-#endif
 
 /* Row-major C (M x N) := alpha op(A) op(B) + beta C, through column-major gemm.
  * A row-major matrix is the column-major view of its transpose, and C^T = op(B)^T op(A)^T,
@@ -25,64 +50,16 @@ static void FBP(gemm_rowmajor)(const fbp_blas *blas, char transA, char transB, i
                    &beta, C, &ldc);
 }
 
-/* The direct path for small products, one per form the layer needs. Each keeps its innermost
- * loop contiguous (or a reduction), so it vectorizes. Not a general GEMM: no blocking, meant
- * for operands that sit in L1, where BLAS's call, checks and packing cost more than the
- * arithmetic (see FBP_SMALL_ROWS). */
-
-/* Y (M x N) += X (M x K) . W (K x N) */
+/* Wt (out x in) = W^T, W is in x out (written row by row: contiguous stores, strided loads) */
 FBP_DISPATCH
-static void FBP(small_nn)(int M, int N, int K, const REAL *restrict X, const REAL *restrict W,
-                          REAL *restrict Y)
+static void FBP(transpose)(int in, int out, const REAL *restrict W, REAL *restrict Wt)
 {
-    for (int i = 0; i < M; i++) {
-        REAL *y = Y + (ptrdiff_t)i * N;
-        const REAL *x = X + (ptrdiff_t)i * K;
-        for (int k = 0; k < K; k++) {
-            const REAL xik = x[k];
-            const REAL *w = W + (ptrdiff_t)k * N;
+    for (int j = 0; j < out; j++) {
+        REAL *wt = Wt + (ptrdiff_t)j * in;
 #pragma omp simd
-            for (int j = 0; j < N; j++) y[j] += xik * w[j];
-        }
+        for (int k = 0; k < in; k++) wt[k] = W[(ptrdiff_t)k * out + j];
     }
 }
-
-/* dW (K x N) = X^T . dZ, X is M x K, dZ is M x N */
-FBP_DISPATCH
-static void FBP(small_tn)(int M, int N, int K, const REAL *restrict X, const REAL *restrict dZ,
-                          REAL *restrict dW)
-{
-    for (ptrdiff_t i = 0; i < (ptrdiff_t)K * N; i++) dW[i] = 0;
-    for (int r = 0; r < M; r++) {
-        const REAL *x = X + (ptrdiff_t)r * K;
-        const REAL *dz = dZ + (ptrdiff_t)r * N;
-        for (int k = 0; k < K; k++) {
-            const REAL xrk = x[k];
-            REAL *dw = dW + (ptrdiff_t)k * N;
-#pragma omp simd
-            for (int j = 0; j < N; j++) dw[j] += xrk * dz[j];
-        }
-    }
-}
-
-/* dX (M x K) = dZ (M x N) . W^T, W is K x N: each entry a dot product of two rows */
-FBP_DISPATCH
-static void FBP(small_nt)(int M, int N, int K, const REAL *restrict dZ, const REAL *restrict W,
-                          REAL *restrict dX)
-{
-    for (int i = 0; i < M; i++) {
-        const REAL *dz = dZ + (ptrdiff_t)i * N;
-        for (int k = 0; k < K; k++) {
-            const REAL *w = W + (ptrdiff_t)k * N;
-            REAL dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (int j = 0; j < N; j++) dot += dz[j] * w[j];
-            dX[(ptrdiff_t)i * K + k] = dot;
-        }
-    }
-}
-
-static int FBP(is_small)(int rows) { return rows <= FBP_SMALL_ROWS; }
 
 /* A layer with one output unit (a regression or yes/no output) multiplies matrices by a
  * vector; these loops run along the contiguous input dimension, with none of a gemm call's
@@ -121,25 +98,29 @@ static void FBP(column_backward)(int M, int K, const REAL *restrict X, const REA
     }
 }
 
+FBP_DISPATCH
 void FBP(dense_forward)(const fbp_blas *blas, int rows, int in, int out, const REAL *X,
                         const REAL *W, const REAL *b, int act, double slope, REAL *Y)
 {
-    for (int r = 0; r < rows; r++) {
-        REAL *y = Y + (ptrdiff_t)r * out;
-        for (int j = 0; j < out; j++) y[j] = b[j];
+    /* Y (rows x out) = X (rows x in) . W (in x out) + b */
+    if (out == 1 || !small_layer(in, out) ||
+        !FBP(small_gemm)(rows, out, in, X, in, 1, W, out, b, Y, out)) {
+        for (int r = 0; r < rows; r++) {
+            REAL *y = Y + (ptrdiff_t)r * out;
+            for (int j = 0; j < out; j++) y[j] = b[j];
+        }
+        if (out == 1)
+            FBP(column_forward)(rows, in, X, W, Y);
+        else
+            FBP(gemm_rowmajor)(blas, 'N', 'N', rows, out, in, 1, X, in, W, out, 1, Y, out);
     }
-    /* Y (rows x out) += X (rows x in) . W (in x out) */
-    if (out == 1)
-        FBP(column_forward)(rows, in, X, W, Y);
-    else if (FBP(is_small)(rows))
-        FBP(small_nn)(rows, out, in, X, W, Y);
-    else
-        FBP(gemm_rowmajor)(blas, 'N', 'N', rows, out, in, 1, X, in, W, out, 1, Y, out);
     FBP(activation_forward)(act, slope, rows, out, Y);
 }
 
+FBP_DISPATCH
 void FBP(dense_backward)(const fbp_blas *blas, int rows, int in, int out, const REAL *X,
-                         const REAL *W, const REAL *dZ, REAL *dW, REAL *db, REAL *dX)
+                         const REAL *W, const REAL *dZ, REAL *dW, REAL *db, REAL *dX,
+                         REAL *scratch)
 {
     if (out == 1) {
         FBP(column_backward)(rows, in, X, W, dZ, dW, dX);
@@ -148,22 +129,22 @@ void FBP(dense_backward)(const fbp_blas *blas, int rows, int in, int out, const 
         db[0] = sum;
         return;
     }
-    const int small = FBP(is_small)(rows);
-    /* dW (in x out) = X^T (in x rows) . dZ (rows x out) */
-    if (small)
-        FBP(small_tn)(rows, out, in, X, dZ, dW);
-    else
+    /* dW (in x out) = X^T (in x rows) . dZ (rows x out): A(k, r) = X[r * in + k] */
+    if (!small_layer(in, out) ||
+        !FBP(small_gemm)(in, out, rows, X, 1, in, dZ, out, NULL, dW, out))
         FBP(gemm_rowmajor)(blas, 'T', 'N', in, out, rows, 1, X, in, dZ, out, 0, dW, out);
     for (int j = 0; j < out; j++) db[j] = 0;
     for (int r = 0; r < rows; r++) {
         const REAL *dz = dZ + (ptrdiff_t)r * out;
         for (int j = 0; j < out; j++) db[j] += dz[j];
     }
-    /* dX (rows x in) = dZ (rows x out) . W^T (out x in) */
-    if (dX && small)
-        FBP(small_nt)(rows, out, in, dZ, W, dX);
-    else if (dX)
-        FBP(gemm_rowmajor)(blas, 'N', 'T', rows, in, out, 1, dZ, out, W, out, 0, dX, in);
+    if (!dX) return;
+    /* dX (rows x in) = dZ (rows x out) . W^T (out x in), through W^T in scratch when given */
+    if (scratch && fbp_transpose_scratch_len(in, out)) {
+        FBP(transpose)(in, out, W, scratch);
+        if (FBP(small_gemm)(rows, in, out, dZ, out, 1, scratch, in, NULL, dX, in)) return;
+    }
+    FBP(gemm_rowmajor)(blas, 'N', 'T', rows, in, out, 1, dZ, out, W, out, 0, dX, in);
 }
 
 #endif /* REAL */

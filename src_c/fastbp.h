@@ -97,6 +97,19 @@ ptrdiff_t fbp_weight_offset(const fbp_net *net, int layer);
 ptrdiff_t fbp_workspace_len(const fbp_net *net);
 /* Number of values a target row holds: the output width, or 1 for class indices. */
 int fbp_target_width(const fbp_net *net);
+/* 1 when fbp_small_gemm_* has a SIMD kernel for this CPU (AVX-512, or AVX2 with FMA). */
+int fbp_small_gemm_available(void);
+/* The kernel fbp_small_gemm_* uses: the best the CPU has, at most fbp_small_gemm_level. */
+int fbp_small_gemm_isa(void);
+/* The best kernel fbp_small_gemm_* may use (default FBP_SMALL_GEMM_BEST); tests lower it to
+ * run the AVX2 kernel, or BLAS alone, on a CPU that has AVX-512. Not thread-safe: set it only
+ * while nothing trains. */
+enum { FBP_SMALL_GEMM_NONE = 0, FBP_SMALL_GEMM_AVX2 = 1, FBP_SMALL_GEMM_AVX512 = 2,
+       FBP_SMALL_GEMM_BEST = 2 };
+extern int fbp_small_gemm_level;
+/* Elements of scratch fbp_dense_backward_* uses for a layer in x out (W^T for the small-matrix
+ * kernel): in * out when the layer is small enough for it and the CPU has it, else 0. */
+int fbp_transpose_scratch_len(int in, int out);
 
 #define REAL float
 #define FBP(name) fbp_##name##_f32

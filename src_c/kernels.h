@@ -46,6 +46,17 @@ double FBP(softmax_xent_probs)(int rows, int cols, const REAL *Z, const REAL *Y,
  * largest REAL it is "every x_i is finite"). Stops after the first block holding one outside. */
 int FBP(all_in_range)(ptrdiff_t n, const REAL *x, REAL low, REAL high);
 
+/* ---- small_gemm.c: register-blocked products of small matrices -------------------------- */
+
+/* C (M x N, row stride ldc) = A . B (+ bias on every row when bias is not NULL), where
+ * A(i, p) = A[i * rsa + p * csa] (so A may be a row-major matrix or the transpose of one),
+ * B is P x N with row stride ldb, bias has N entries. Each C[i][j] is the sum over p in order,
+ * plus bias[j] last. Returns 0, writing nothing, when this CPU has no SIMD kernel for it
+ * (x86-64 without AVX2+FMA, or another architecture): the caller then uses BLAS.
+ * C must not overlap A, B or bias. Meant for operands that fit in L1 (see dense.c). */
+int FBP(small_gemm)(int M, int N, int P, const REAL *A, ptrdiff_t rsa, ptrdiff_t csa,
+                    const REAL *B, ptrdiff_t ldb, const REAL *bias, REAL *C, ptrdiff_t ldc);
+
 /* ---- dense.c ------------------------------------------------------------------------- */
 
 /* Y = act(X.W + b): X rows x in, W in x out, b out, Y rows x out. Y must not overlap X, W, b. */
@@ -54,10 +65,14 @@ void FBP(dense_forward)(const fbp_blas *blas, int rows, int in, int out, const R
 
 /* Backward pass of Z = X.W + b given dZ (rows x out):
  *   dW = X^T . dZ (in x out);  db = sum over rows of dZ (out);  dX = dZ . W^T (rows x in).
- * dX may be NULL (the first layer needs no input gradient). Outputs must not overlap inputs
- * or each other. */
+ * dX may be NULL (the first layer needs no input gradient). scratch, when not NULL, holds
+ * fbp_transpose_scratch_len(in, out) REALs: small products then compute dX from a copy of W^T
+ * (small_gemm's B is row-major); NULL sends dX to BLAS. Outputs and scratch must not overlap
+ * inputs or each other. */
 void FBP(dense_backward)(const fbp_blas *blas, int rows, int in, int out, const REAL *X,
-                         const REAL *W, const REAL *dZ, REAL *dW, REAL *db, REAL *dX);
+                         const REAL *W, const REAL *dZ, REAL *dW, REAL *db, REAL *dX,
+                         REAL *scratch);
+
 
 /* ---- optim.c: one in-place pass over n parameters, torch.optim semantics ------------------ */
 

@@ -5,7 +5,8 @@
  *     Yb      max_batch x sizes[L]            the gathered batch of targets
  *     out_l   max_batch x sizes[l+1], l < L   each layer's output
  *     delta0  max_batch x widest layer        gradients flowing backwards,
- *     delta1  max_batch x widest layer        two buffers used in turn  */
+ *     delta1  max_batch x widest layer        two buffers used in turn
+ *     Wt      the largest fbp_transpose_scratch_len of layers 1..L-1 (W^T for dense_backward) */
 #include <string.h>
 
 #include "fastbp.h"
@@ -44,10 +45,23 @@ static ptrdiff_t output_offset(const fbp_net *net, int layer)
     return offset;
 }
 
-ptrdiff_t fbp_workspace_len(const fbp_net *net)
+/* Offset of the transposed-weights scratch (after the two delta buffers) and its length. */
+static ptrdiff_t scratch_offset(const fbp_net *net)
 {
     return output_offset(net, net->n_layers) + 2 * (ptrdiff_t)net->max_batch * widest_layer(net);
 }
+
+static ptrdiff_t scratch_len(const fbp_net *net)
+{
+    ptrdiff_t len = 0;
+    for (int l = 1; l < net->n_layers; l++) { /* layer 0 computes no input gradient */
+        const ptrdiff_t n = fbp_transpose_scratch_len(net->sizes[l], net->sizes[l + 1]);
+        len = n > len ? n : len;
+    }
+    return len;
+}
+
+ptrdiff_t fbp_workspace_len(const fbp_net *net) { return scratch_offset(net) + scratch_len(net); }
 
 static int is_cross_entropy(int loss) { return loss != FBP_MSE; }
 
@@ -140,6 +154,7 @@ double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, cons
     const int ce = is_cross_entropy(net->loss);
     const REAL *output = FBP(forward)(net, X, rows, ce, NULL);
     REAL *dZ = FBP(delta)(net, 0);
+    REAL *scratch = scratch_len(net) ? (REAL *)net->work + scratch_offset(net) : NULL;
     const double loss = FBP(weighted_loss)(net, rows, output, Y, labels, weights, dZ);
     if (!ce) /* MSE saw the activated output: chain through the output activation */
         FBP(activation_backward)(net->activations[L - 1], net->slopes[L - 1], rows,
@@ -151,7 +166,7 @@ double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, cons
         REAL *db = dW + (ptrdiff_t)net->sizes[l] * net->sizes[l + 1];
         REAL *dX = l ? FBP(delta)(net, (L - l) % 2) : NULL;
         FBP(dense_backward)(&net->blas, rows, net->sizes[l], net->sizes[l + 1], input, W, dZ,
-                            dW, db, dX);
+                            dW, db, dX, scratch);
         if (l) { /* dZ of the layer below: its output gradient times its activation's slope */
             FBP(activation_backward)(net->activations[l - 1], net->slopes[l - 1], rows,
                                      net->sizes[l], input, dX);
