@@ -147,8 +147,57 @@ static double FBP(weighted_loss)(const fbp_net *net, int rows, const REAL *outpu
     return total / (double)rows;
 }
 
-double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, const int64_t *labels,
-                          const REAL *weights, int rows)
+/* The largest gradient train_epoch lets through: sqrt(largest REAL), about 1.8e19 in float32
+ * and 1.3e154 in double. A larger gradient means training has diverged; stopping there also
+ * keeps lr * g from overflowing in the update, which would write inf into the weights. */
+#undef FBP_GRAD_LIMIT
+#if REAL_IS_DOUBLE
+#define FBP_GRAD_LIMIT 1.3407807929942596e154
+#else
+#define FBP_GRAD_LIMIT 1.8446742974197924e19f
+#endif
+
+/* max_i |x_i|, or NaN when x holds a NaN. */
+FBP_DISPATCH
+static REAL FBP(max_abs)(ptrdiff_t n, const REAL *x)
+{
+    REAL m = 0;
+    int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const REAL a = fabs(x[i]);
+        m = a > m ? a : m;
+        nan |= a != a;
+    }
+    return nan ? (REAL)NAN : m;
+}
+
+/* 1 when a layer's gradients, dW = A^T dZ (in x out) and db = the column sums of dZ (db follows
+ * dW in the flat buffer), are all finite and within FBP_GRAD_LIMIT. When the factors A
+ * (rows x in) and dZ (rows x out) hold fewer values than the gradients (small batches, wide
+ * layers), it is decided from them:
+ *     |dW_ij| <= sum_r |A_ri| |dZ_rj| <= rows max|A| max|dZ| = bound,  |db_j| <= rows max|dZ|,
+ * and a sum of `rows` rounded products lies within twice that (rows < 2^22), so 2 bound <=
+ * limit proves every gradient within; otherwise (or with a NaN, whose bound is NaN) the
+ * gradients are scanned. The answer is always the scan's, only cheaper. */
+static int FBP(layer_grads_sane)(int rows, int in, int out, const REAL *A, const REAL *dZ,
+                                 const REAL *dW)
+{
+    const ptrdiff_t n_grads = (ptrdiff_t)in * out + out;
+    if ((ptrdiff_t)rows * (in + out) < n_grads && rows < (1 << 22)) {
+        const double max_dZ = FBP(max_abs)((ptrdiff_t)rows * out, dZ);
+        const double max_A = FBP(max_abs)((ptrdiff_t)rows * in, A);
+        const double bound_dW = (double)rows * max_A * max_dZ, bound_db = (double)rows * max_dZ;
+        if (2 * bound_dW <= (double)FBP_GRAD_LIMIT && 2 * bound_db <= (double)FBP_GRAD_LIMIT)
+            return 1; /* (false for a NaN bound) */
+    }
+    return FBP(all_in_range)(n_grads, dW, -FBP_GRAD_LIMIT, FBP_GRAD_LIMIT);
+}
+
+/* loss_and_grad, and with sane not NULL, *sane = 1 when every gradient is finite and within
+ * FBP_GRAD_LIMIT (checked layer by layer while each layer's factors are in cache), else 0. */
+static double FBP(backprop)(const fbp_net *net, const REAL *X, const REAL *Y,
+                            const int64_t *labels, const REAL *weights, int rows, int *sane)
 {
     const int L = net->n_layers;
     const int ce = is_cross_entropy(net->loss);
@@ -159,34 +208,29 @@ double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, cons
     if (!ce) /* MSE saw the activated output: chain through the output activation */
         FBP(activation_backward)(net->activations[L - 1], net->slopes[L - 1], rows,
                                  net->sizes[L], output, dZ);
+    if (sane) *sane = 1;
     for (int l = L - 1; l >= 0; l--) {
+        const int in = net->sizes[l], out = net->sizes[l + 1];
         const REAL *input = l ? FBP(layer_output)(net, l - 1) : X;
         const REAL *W = FBP(weights)(net, (const REAL *)net->params, l);
         REAL *dW = (REAL *)net->grads + fbp_weight_offset(net, l);
-        REAL *db = dW + (ptrdiff_t)net->sizes[l] * net->sizes[l + 1];
+        REAL *db = dW + (ptrdiff_t)in * out;
         REAL *dX = l ? FBP(delta)(net, (L - l) % 2) : NULL;
-        FBP(dense_backward)(&net->blas, rows, net->sizes[l], net->sizes[l + 1], input, W, dZ,
-                            dW, db, dX, scratch);
+        FBP(dense_backward)(&net->blas, rows, in, out, input, W, dZ, dW, db, dX, scratch);
+        if (sane && *sane) *sane = FBP(layer_grads_sane)(rows, in, out, input, dZ, dW);
         if (l) { /* dZ of the layer below: its output gradient times its activation's slope */
-            FBP(activation_backward)(net->activations[l - 1], net->slopes[l - 1], rows,
-                                     net->sizes[l], input, dX);
+            FBP(activation_backward)(net->activations[l - 1], net->slopes[l - 1], rows, in,
+                                     input, dX);
             dZ = dX;
         }
     }
     return loss;
 }
 
-/* 1 when every gradient is finite and at most sqrt(largest REAL) in magnitude (about 1.8e19 in
- * float32, 1.3e154 in double). A larger gradient means training has diverged; stopping there
- * also keeps lr * g from overflowing in the update, which would write inf into the weights. */
-static int FBP(gradients_sane)(ptrdiff_t n, const REAL *g)
+double FBP(loss_and_grad)(const fbp_net *net, const REAL *X, const REAL *Y, const int64_t *labels,
+                          const REAL *weights, int rows)
 {
-#if REAL_IS_DOUBLE
-    const REAL limit = 1.3407807929942596e154;
-#else
-    const REAL limit = 1.8446742974197924e19f;
-#endif
-    return FBP(all_in_range)(n, g, -limit, limit);
+    return FBP(backprop)(net, X, Y, labels, weights, rows, NULL);
 }
 
 /* Copy the rows idx[0..rows) of src (width cols) into dst, contiguously. */
@@ -217,10 +261,11 @@ double FBP(train_epoch)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, c
         REAL *wb = sample_weight ? (REAL *)net->batch_weights : NULL;
         if (wb)
             for (int i = 0; i < rows; i++) wb[i] = sample_weight[idx[i]];
-        const double loss = FBP(loss_and_grad)(net, Xb, Yb, net->batch_labels, wb, rows);
+        int sane;
+        const double loss = FBP(backprop)(net, Xb, Yb, net->batch_labels, wb, rows, &sane);
         /* Stop before a step that would write inf/NaN into the weights. The loss is summed in
          * double, so in float32 it can be finite while a gradient has overflowed: check both. */
-        if (!isfinite(loss) || !FBP(gradients_sane)(n_params, (const REAL *)net->grads)) {
+        if (!isfinite(loss) || !sane) {
             *n_trained = start;
             return isfinite(loss) ? NAN : loss;
         }

@@ -230,3 +230,32 @@ def test_divergence_stops_before_the_failing_step(dtype):
     for a, b in zip(model.get_weights(), twin.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert model._network.step == twin._network.step
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows, sizes", [(1, (40, 30, 2)), (3, (40, 30, 2)), (16, (40, 30, 2)),
+                                         (64, (4, 3, 2))])
+def test_the_divergence_check_decides_as_a_scan_of_every_gradient(dtype, rows, sizes):
+    """An epoch stops before a step whose gradients hold a value beyond sqrt(largest value) of
+    the dtype. For small batches through wide layers src_c/train.c decides that from each
+    layer's factors (rows x max|A| x max|dZ| bounds dW = A^T dZ) instead of scanning every
+    gradient; its decision must be the scan's, here computed in numpy from compute_gradients,
+    on both sides of the limit: inputs of size s give outputs ~s and gradients ~s^2 (MSE
+    against zeros), so s ~ sqrt(limit) straddles it while the loss (~s^2) stays finite."""
+    limit = float(np.sqrt(np.finfo(dtype).max))
+    rng = np.random.default_rng(rows)
+    direction = rng.standard_normal((rows, sizes[0]))
+    y = np.zeros((rows, sizes[-1]))
+    outcomes = set()
+    for factor in (1e-3, 0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0, 1e3):
+        model = fb.Sequential([fb.Dense(sizes[0], sizes[1]), fb.Dense(sizes[1], sizes[2])],
+                              dtype=dtype, seed=8)
+        model.compile("mse", fb.SGD(lr=1e-30))
+        X = factor * np.sqrt(limit) * direction
+        loss, grads = model.compute_gradients(X, y)
+        assert np.isfinite(loss)
+        beyond = not all(np.isfinite(g).all() and (np.abs(g) <= limit).all() for g in grads)
+        history, stop = fit_watching(model, X, y, epochs=1, batch_size=rows, shuffle=False)
+        assert (stop is not None) == beyond, (factor, max(np.abs(g).max() for g in grads))
+        outcomes.add(beyond)
+    assert outcomes == {True, False}, "the sweep must reach both sides of the limit"
