@@ -49,12 +49,18 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+# numpy's random-number distributions as a static library (numpy documents linking it from
+# extensions): _core.pyx hands its random_interval to the C shuffle, so shuffles equal numpy's.
+NUMPY_RANDOM_LIB = os.path.join(os.path.dirname(numpy.__file__), "random", "lib")
+
 extension = Extension(
     "fastbp._core",
     sources=["fastbp/_core.pyx"] + [os.path.join("src_c", name) for name in C_SOURCES],
     depends=[os.path.join("src_c", name) for name in ("fastbp.h", "kernels.h", "template.h", "vecmath.h",
                                                   "small_gemm_kernel.h")],
     include_dirs=[numpy.get_include(), "src_c"],
+    library_dirs=[NUMPY_RANDOM_LIB],
+    libraries=["npyrandom"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
 

@@ -1,6 +1,6 @@
 # The one place where the C names of src_c/fastbp.h enter Cython. Formulas and aliasing rules
 # are in src_c/kernels.h beside each prototype.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "fastbp.h" nogil:
     enum:
@@ -51,6 +51,13 @@ cdef extern from "fastbp.h" nogil:
         int64_t step
         void *state1
         void *state2
+
+    ctypedef struct fbp_rng:
+        uint64_t (*interval)(void *state, uint64_t max) noexcept nogil
+        void *state
+
+    void fbp_shuffle(const fbp_rng *rng, ptrdiff_t n, int64_t *perm)
+    int fbp_labels_in_range(ptrdiff_t n, const int64_t *labels, int64_t n_classes)
 
     ptrdiff_t fbp_n_params(const fbp_net *net)
     ptrdiff_t fbp_weight_offset(const fbp_net *net, int layer)
@@ -120,6 +127,14 @@ cdef extern from "fastbp.h" nogil:
                                const double *Y, const int64_t *labels, const double *sample_weight,
                                const int64_t *perm, ptrdiff_t n, int batch_size,
                                ptrdiff_t *n_trained)
+    int fbp_train_epochs_f32(const fbp_net *net, fbp_optimizer *opt, const float *X,
+                             const float *Y, const int64_t *labels, const float *sample_weight,
+                             const fbp_rng *rng, int64_t *perm, ptrdiff_t n, int batch_size,
+                             int epochs, double *losses, ptrdiff_t *n_trained)
+    int fbp_train_epochs_f64(const fbp_net *net, fbp_optimizer *opt, const double *X,
+                             const double *Y, const int64_t *labels, const double *sample_weight,
+                             const fbp_rng *rng, int64_t *perm, ptrdiff_t n, int batch_size,
+                             int epochs, double *losses, ptrdiff_t *n_trained)
     double fbp_evaluate_f32(const fbp_net *net, const float *X, const float *Y,
                             const int64_t *labels, ptrdiff_t n, float *out)
     double fbp_evaluate_f64(const fbp_net *net, const double *X, const double *Y,

@@ -101,11 +101,17 @@ def _class_indices(y, n_samples, n_classes, name, name_X):
         check_finite(y, name)
         if (y != np.round(y)).any():
             raise ValueError(f"{name} must hold integer class indices, got non-integer values")
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
+    if y.dtype.kind == "f":  # range-checked before the cast to int64, which could overflow
+        in_range = y.size == 0 or (0 <= y.min() and y.max() < n_classes)
+        labels = np.asarray(y, dtype=np.int64, order="C") if in_range else None
+    else:  # one C scan (numpy's min and max would each release and retake the GIL)
+        labels = np.asarray(y, dtype=np.int64, order="C")
+        in_range = _core.labels_in_range(labels, n_classes)
+    if not in_range:
         raise ValueError(
             f"{name} holds class labels out of range: expected integers in [0, {n_classes}) "
             f"for a model with {n_classes} outputs, got values in [{y.min()}, {y.max()}]")
-    return np.asarray(y, dtype=np.int64, order="C")
+    return labels
 
 
 LOSSES = {

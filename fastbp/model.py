@@ -420,18 +420,34 @@ class Sequential:
             (X_val.shape[0], self.layers[-1].out_features), self.dtype)
         order = np.arange(n, dtype=np.int64)
         perm = np.empty_like(order) if shuffle else order
+        rng = self._rng if shuffle else None
+        group = self._epochs_per_call(n, chunk, verbose, callbacks, X_val, record_lr)
         try:
             callbacks.on_train_begin()
-            for epoch in range(epochs):
+            epoch = 0
+            while epoch < epochs and not self.stop_training:
+                if group > 1:
+                    optimizer._configure(network)
+                    count = min(group, epochs - epoch)
+                    losses, completed, n_trained = network.train_epochs(
+                        X, y, perm, batch_size, count, weights, rng)
+                    for e in range(completed):
+                        history._record(epoch + e, {"loss": float(losses[e])})
+                    self._epochs_trained += completed
+                    epoch += completed
+                    if completed < count:  # the loss or a gradient became NaN/inf
+                        self._epochs_trained += 1
+                        self._stopped(history, epoch, losses[completed], n_trained, n)
+                        break
+                    continue
                 if optimizer.schedule is not None:
                     optimizer.lr = optimizer.schedule(self._epochs_trained)
                 callbacks.on_epoch_begin(epoch)
                 optimizer._configure(network)
                 lr = optimizer.lr
                 started = time.perf_counter()
-                if shuffle:  # the draws of rng.permutation(n), into one buffer for all epochs
-                    perm[...] = order
-                    self._rng.shuffle(perm)
+                if shuffle:  # perm = rng.permutation(n), drawn as numpy draws it, in place
+                    _core.shuffle(perm, self._rng)
                 progress.epoch_begin(epoch)
                 total, done = 0.0, 0
                 for start in range(0, n, chunk):
@@ -457,17 +473,9 @@ class Sequential:
                 self._epochs_trained += 1
                 trained = time.perf_counter()
                 if n_trained < stop - start:  # the loss or a gradient became NaN/inf
-                    logs = {"loss": float(loss)}
-                    history._record(epoch, logs)
-                    history.stopped = {"epoch": epoch, "samples_trained": done, "samples": n,
-                                       "value": float(loss)}
-                    progress.epoch_end(epoch, logs, time.perf_counter() - started, done,
-                                       trained - started)
-                    warnings.warn(
-                        f"training stopped in epoch {epoch + 1}: the loss or its gradient became "
-                        f"{loss} after {done} of {n} samples; the weights are those "
-                        "before the failing step. Lower the learning rate or check the data "
-                        "scale.", RuntimeWarning, stacklevel=3)
+                    progress.epoch_end(epoch, {"loss": float(loss)},
+                                       time.perf_counter() - started, done, trained - started)
+                    self._stopped(history, epoch, loss, done, n)
                     break
                 # one call per epoch reports the C mean as is; chunks combine their means
                 logs = {"loss": float(loss) if chunk >= n else total / done}
@@ -483,8 +491,7 @@ class Sequential:
                                    trained - started)
                 callbacks.on_epoch_end(epoch, logs)
                 history._record(epoch, logs)
-                if self.stop_training:
-                    break
+                epoch += 1
             callbacks.on_train_end()
         finally:
             progress.close()
@@ -494,6 +501,31 @@ class Sequential:
                 progress.message(f"Diagnosis: {diagnosis.kind}: {diagnosis.summary}. "
                                  f"Suggestion: {diagnosis.suggestion}.")
         return history
+
+    def _epochs_per_call(self, n, chunk, verbose, callbacks, X_val, record_lr):
+        """How many epochs one C call trains. 1 whenever Python has work between epochs
+        (progress, callbacks, validation, metrics, a changing learning rate) or an epoch is
+        split into chunks; else as many as fit in CHUNK_FLOPS of work, so that fit(epochs=50)
+        of a small model takes the GIL a few times instead of 50 (models trained in parallel
+        threads scale) and stays interruptible. Either way the training is the same, bit for
+        bit: the shuffles are drawn in the same order from the same generator."""
+        if verbose or callbacks.callbacks or X_val is not None or self.metrics or record_lr \
+                or chunk < n:
+            return 1
+        flops = 6 * n * sum(layer.in_features * layer.out_features for layer in self.layers)
+        return max(1, int(CHUNK_FLOPS // flops))
+
+    def _stopped(self, history, epoch, loss, samples_trained, n):
+        """Record that epoch `epoch` stopped after samples_trained samples because the loss
+        or a gradient became NaN/inf (the failing step was not taken), and warn."""
+        history._record(epoch, {"loss": float(loss)})
+        history.stopped = {"epoch": epoch, "samples_trained": samples_trained, "samples": n,
+                           "value": float(loss)}
+        warnings.warn(
+            f"training stopped in epoch {epoch + 1}: the loss or its gradient became "
+            f"{loss} after {samples_trained} of {n} samples; the weights are those before the "
+            "failing step. Lower the learning rate or check the data scale.", RuntimeWarning,
+            stacklevel=4)
 
     def _metric_values(self, output, y, prefix=""):
         # an identity output layer under a cross-entropy loss returns logits: threshold at 0

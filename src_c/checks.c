@@ -5,6 +5,15 @@
 #include "fastbp.h"
 
 #ifndef REAL
+
+int fbp_labels_in_range(ptrdiff_t n, const int64_t *labels, int64_t n_classes)
+{
+    int bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (ptrdiff_t i = 0; i < n; i++) bad |= (labels[i] < 0) | (labels[i] >= n_classes);
+    return !bad;
+}
+
 #define FBP_TEMPLATE_FILE "checks.c"
 #include "template.h"
 #else

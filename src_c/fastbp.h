@@ -74,6 +74,18 @@ typedef struct {
     fbp_blas blas;
 } fbp_net;
 
+/* Uniform random integers for shuffling: interval(state, max) is uniform in [0, max]. The
+ * Cython boundary fills it with numpy's random_interval on a Generator's bit generator, so a
+ * shuffle here draws exactly what Generator.permutation would. */
+typedef struct {
+    uint64_t (*interval)(void *state, uint64_t max);
+    void *state;
+} fbp_rng;
+
+/* perm = a random permutation of 0 .. n-1, numpy's Generator.permutation(n) draw for draw:
+ * arange, then Fisher-Yates from the end (swap i with j = interval(i), i = n-1 .. 1). */
+void fbp_shuffle(const fbp_rng *rng, ptrdiff_t n, int64_t *perm);
+
 /* Hyper-parameters and state of one optimizer over a flat buffer (torch.optim semantics).
  * state1 is SGD's momentum buffer or Adam's first moment m; state2 is Adam's second moment v. */
 typedef struct {
@@ -95,6 +107,8 @@ ptrdiff_t fbp_n_params(const fbp_net *net);
 ptrdiff_t fbp_weight_offset(const fbp_net *net, int layer);
 /* Elements of workspace that net->work must hold for batches of up to net->max_batch rows. */
 ptrdiff_t fbp_workspace_len(const fbp_net *net);
+/* 1 when every label is a class index, 0 <= labels[i] < n_classes (checks.c). */
+int fbp_labels_in_range(ptrdiff_t n, const int64_t *labels, int64_t n_classes);
 /* Number of values a target row holds: the output width, or 1 for class indices. */
 int fbp_target_width(const fbp_net *net);
 /* 1 when fbp_small_gemm_* has a SIMD kernel for this CPU (AVX-512, or AVX2 with FMA). */

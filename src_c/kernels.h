@@ -111,6 +111,17 @@ double FBP(train_epoch)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, c
                         const int64_t *labels, const REAL *sample_weight, const int64_t *perm,
                         ptrdiff_t n, int batch_size, ptrdiff_t *n_trained);
 
+/* `epochs` epochs of train_epoch over all n rows of X, each over a fresh shuffle of the rows
+ * (fbp_shuffle into perm, n entries, before it starts) when rng is not NULL, else over perm as
+ * given. losses[e] receives epoch e's return value. Returns the number of epochs completed:
+ * when epoch e stops early (divergence, see train_epoch) it returns e, with *n_trained and
+ * losses[e] as train_epoch left them. One call for many epochs of a small network, so that
+ * its Python caller holds the GIL once per call rather than per epoch. */
+int FBP(train_epochs)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, const REAL *Y,
+                      const int64_t *labels, const REAL *sample_weight, const fbp_rng *rng,
+                      int64_t *perm, ptrdiff_t n, int batch_size, int epochs, double *losses,
+                      ptrdiff_t *n_trained);
+
 /* Mean loss over the n rows of X against Y / labels, in chunks of max_batch rows. When out is
  * not NULL it receives the network's output (n x sizes[n_layers]) with the last layer's
  * activation applied. */

@@ -16,13 +16,16 @@ void FBP(sgd_step)(ptrdiff_t n, REAL *restrict param, const REAL *restrict grad,
                    double weight_decay)
 {
     const REAL lr_ = (REAL)lr, mu = (REAL)momentum, wd = (REAL)weight_decay;
+    /* As torch, no decay term at all when weight_decay is 0 (an infinite parameter stays
+     * infinite instead of becoming inf * 0 = NaN); the branch is hoisted out of the loops. */
     if (momentum == 0) {
-        for (ptrdiff_t i = 0; i < n; i++) param[i] -= lr_ * (grad[i] + wd * param[i]);
+        for (ptrdiff_t i = 0; i < n; i++)
+            param[i] -= lr_ * (wd != 0 ? grad[i] + wd * param[i] : grad[i]);
         return;
     }
     /* A zero velocity makes the first step v = g, as torch's clone of the first gradient. */
     for (ptrdiff_t i = 0; i < n; i++) {
-        const REAL g = grad[i] + wd * param[i];
+        const REAL g = wd != 0 ? grad[i] + wd * param[i] : grad[i];
         const REAL v = mu * velocity[i] + g;
         velocity[i] = v;
         param[i] -= lr_ * (nesterov ? g + mu * v : v);
@@ -43,9 +46,9 @@ void FBP(adam_step)(ptrdiff_t n, REAL *restrict param, const REAL *restrict grad
     /* Adam adds weight_decay * p to the gradient; AdamW shrinks p by (1 - lr * weight_decay). */
     const REAL l2 = decoupled ? (REAL)0 : (REAL)weight_decay;
     const REAL shrink = decoupled ? (REAL)(1.0 - lr * weight_decay) : (REAL)1;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const REAL p = param[i] * shrink;
-        const REAL g = grad[i] + l2 * p;
+    for (ptrdiff_t i = 0; i < n; i++) { /* no decay terms when weight_decay is 0, as torch */
+        const REAL p = shrink != 1 ? param[i] * shrink : param[i];
+        const REAL g = l2 != 0 ? grad[i] + l2 * p : grad[i];
         /* m = lerp(m, g, 1 - beta1), written as torch's lerp writes it */
         const REAL mi = w1 < (REAL)0.5 ? m[i] + w1 * (g - m[i]) : g - (g - m[i]) * ((REAL)1 - w1);
         const REAL vi = v[i] * b2 + w2 * g * g;

@@ -65,6 +65,17 @@ ptrdiff_t fbp_workspace_len(const fbp_net *net) { return scratch_offset(net) + s
 
 static int is_cross_entropy(int loss) { return loss != FBP_MSE; }
 
+void fbp_shuffle(const fbp_rng *rng, ptrdiff_t n, int64_t *perm)
+{
+    for (ptrdiff_t i = 0; i < n; i++) perm[i] = i;
+    for (ptrdiff_t i = n - 1; i >= 1; i--) {
+        const ptrdiff_t j = (ptrdiff_t)rng->interval(rng->state, (uint64_t)i);
+        const int64_t swap = perm[j];
+        perm[j] = perm[i];
+        perm[i] = swap;
+    }
+}
+
 #define FBP_TEMPLATE_FILE "train.c"
 #include "template.h"
 
@@ -274,6 +285,20 @@ double FBP(train_epoch)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, c
     }
     *n_trained = n;
     return n ? total / (double)n : 0.0;
+}
+
+int FBP(train_epochs)(const fbp_net *net, fbp_optimizer *opt, const REAL *X, const REAL *Y,
+                      const int64_t *labels, const REAL *sample_weight, const fbp_rng *rng,
+                      int64_t *perm, ptrdiff_t n, int batch_size, int epochs, double *losses,
+                      ptrdiff_t *n_trained)
+{
+    for (int e = 0; e < epochs; e++) {
+        if (rng) fbp_shuffle(rng, n, perm);
+        losses[e] = FBP(train_epoch)(net, opt, X, Y, labels, sample_weight, perm, n, batch_size,
+                                     n_trained);
+        if (*n_trained < n) return e;
+    }
+    return epochs;
 }
 
 double FBP(evaluate)(const fbp_net *net, const REAL *X, const REAL *Y, const int64_t *labels,

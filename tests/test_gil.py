@@ -62,6 +62,13 @@ def exercise_every_entry_point(dtype):
                           seed=0)
     model.compile("categorical_crossentropy", "adam", metrics=["accuracy"])
     model.fit(X, y, epochs=1, batch_size=8, verbose=0, validation_split=0.25)
+    plain = fb.Sequential([fb.Dense(4, 3)], dtype=dtype, seed=0)
+    plain.compile("categorical_crossentropy", "sgd")
+    plain.fit(X, y, epochs=3, batch_size=8, verbose=0)  # several epochs per C call
+    # the scans and the shuffle keep the GIL for short arrays: long ones reach their nogil
+    _core.all_finite(np.zeros(_core.SCAN_NOGIL_MIN, dtype))
+    _core.labels_in_range(np.zeros(_core.SCAN_NOGIL_MIN, np.int64), 3)
+    _core.shuffle(np.empty(_core.SHUFFLE_NOGIL_MIN, np.int64), np.random.default_rng(0))
     model.evaluate(X, y)
     model.predict(X)
     model.compute_gradients(X, y)

@@ -543,3 +543,68 @@ def test_fit_error_releases_the_model():
     assert not model._lock.locked()
     model.compile(loss="categorical_crossentropy", optimizer="adam")
     model.fit(X[:50], y[:50], epochs=1, verbose=0)
+
+
+# ---- several epochs per C call (Sequential._epochs_per_call) -------------------------------
+class _EveryEpoch(fb.callbacks.Callback):
+    """A callback that does nothing: its presence makes fit call C once per epoch."""
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_epochs_grouped_in_one_call_train_as_one_call_each(shuffle, dtype):
+    """With nothing to run between epochs, fit trains several epochs per C call, shuffling in
+    C with numpy's draws. Weights, per-epoch losses and the generator's state afterwards equal
+    those of a fit that calls C once per epoch (a callback forces that), bit for bit."""
+    X, y = blobs(n=97)
+    grouped, single = classifier(seed=4, dtype=dtype), classifier(seed=4, dtype=dtype)
+    for m in (grouped, single):
+        m.compile("categorical_crossentropy", fb.SGD(lr=0.05, momentum=0.9))
+    assert grouped._epochs_per_call(97, 97, 0, fb.callbacks.CallbackList(None, grouped, {}),
+                                    None, False) > 30, "the test must group epochs"
+    h1 = grouped.fit(X, y, epochs=30, batch_size=8, shuffle=shuffle, verbose=0)
+    h2 = single.fit(X, y, epochs=30, batch_size=8, shuffle=shuffle, verbose=0,
+                    callbacks=[_EveryEpoch()])
+    assert h1.history["loss"] == h2.history["loss"]
+    assert h1.epoch == h2.epoch == list(range(30))
+    assert_same_weights(grouped, single)
+    assert grouped._rng.bit_generator.state == single._rng.bit_generator.state
+    assert grouped._network.step == single._network.step
+    assert grouped._epochs_trained == single._epochs_trained == 30
+
+
+def test_divergence_inside_a_group_of_epochs_stops_as_one_call_per_epoch():
+    """Epochs grouped in one C call that diverge in the middle stop exactly as epoch by epoch:
+    the same stopped epoch and sample, the same history, weights before the failing step."""
+    X, y = blobs(n=64)
+    X = X * 1e3
+    results = []
+    for callbacks in (None, [_EveryEpoch()]):
+        model = classifier(seed=5, dtype="float32")
+        model.compile("categorical_crossentropy", fb.SGD(lr=5.0, momentum=0.9))
+        with pytest.warns(RuntimeWarning, match="training stopped"):
+            history = model.fit(X, y, epochs=50, batch_size=16, verbose=0, callbacks=callbacks)
+        results.append((history, model))
+    (h1, m1), (h2, m2) = results
+    assert h1.stopped is not None and h1.stopped["epoch"] > 0, "must stop inside the group"
+    for key in ("epoch", "samples_trained", "samples"):
+        assert h1.stopped[key] == h2.stopped[key], key
+    np.testing.assert_array_equal(h1.stopped["value"], h2.stopped["value"])  # NaN == NaN here
+    np.testing.assert_array_equal(h1.history["loss"], h2.history["loss"])
+    assert_same_weights(m1, m2)
+    assert m1._rng.bit_generator.state == m2._rng.bit_generator.state
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 100, 20000])
+def test_the_c_shuffle_draws_what_numpy_draws(n):
+    """fit shuffles in C (src_c/train.c, fbp_shuffle) with numpy's random_interval on the
+    model's generator: the same permutations as Generator.permutation and the same generator
+    state after, so seeds, saved models and continued fits reproduce numpy's shuffles."""
+    ours, numpys = np.random.default_rng(11), np.random.default_rng(11)
+    perm = np.empty(n, np.int64)
+    for _ in range(3):
+        fb._core.shuffle(perm, ours)
+        np.testing.assert_array_equal(perm, numpys.permutation(n))
+    assert ours.bit_generator.state == numpys.bit_generator.state
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        fb._core.shuffle(perm, np.random.RandomState(0))
