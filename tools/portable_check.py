@@ -4,18 +4,21 @@
     python tools/portable_check.py --write ref.npz            on this machine
     python tools/portable_check.py --compare ref.npz --cpu haswell   under emulation
 
-Every fastbp.ops kernel (with sizes that take the direct small-matrix path and the BLAS path,
+Every fastbp.ops kernel (with sizes that take the small-matrix kernels and the BLAS path,
 and row lengths that exercise the vectorized loops' remainders) and a short training run, in
 float32 and float64. Each result is checked against numpy here, and under --compare also
 against the results this machine computed, within rounding: the runtime dispatch
-(target_clones: AVX-512 / AVX2+FMA / baseline) must pick a clone the CPU has and compute the
-same numbers. An extension built for a newer CPU dies here with "Illegal instruction".
+(target_clones: AVX-512 / AVX2+FMA / baseline; small_gemm.c's AVX-512 / AVX2 / BLAS, checked
+by name) must pick code the CPU has and compute the same numbers. An extension built for a newer CPU dies here with "Illegal instruction".
 """
 import argparse
 import sys
 
 import numpy as np
 
+# the small-matrix kernel (src_c/small_gemm.c) each emulated CPU must get: AVX2+FMA on Haswell,
+# BLAS alone on Nehalem (the AVX-512 kernel runs natively, where the host has AVX-512)
+EXPECTED_SMALL_GEMM = {"haswell": "avx2", "nehalem": "blas"}
 EXPECTED_FEATURES = {  # what numpy's CPU detection must report under each emulated CPU
     "haswell": {"AVX2": True, "FMA3": True, "AVX512F": False},
     "nehalem": {"SSE42": True, "AVX": False, "AVX2": False, "AVX512F": False},
@@ -101,6 +104,13 @@ def main():
         if seen != EXPECTED_FEATURES[args.cpu]:
             sys.exit(f"not running on an emulated {args.cpu}: expected "
                      f"{EXPECTED_FEATURES[args.cpu]}")
+    from fastbp import _core
+
+    kernel = _core._small_gemm_kernel()
+    print(f"small-matrix kernel: {kernel}")
+    if args.cpu and kernel != EXPECTED_SMALL_GEMM[args.cpu]:
+        sys.exit(f"the small-matrix kernel on {args.cpu} is {kernel}, expected "
+                 f"{EXPECTED_SMALL_GEMM[args.cpu]}")
     results = run({})
     if args.write:
         np.savez(args.write, **results)
