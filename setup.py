@@ -56,8 +56,8 @@ NUMPY_RANDOM_LIB = os.path.join(os.path.dirname(numpy.__file__), "random", "lib"
 extension = Extension(
     "fastbp._core",
     sources=["fastbp/_core.pyx"] + [os.path.join("src_c", name) for name in C_SOURCES],
-    depends=[os.path.join("src_c", name) for name in ("fastbp.h", "kernels.h", "template.h", "vecmath.h",
-                                                  "small_gemm_kernel.h")],
+    depends=[os.path.join("src_c", name) for name in ("fastbp.h", "kernels.h", "template.h",
+                                                      "vecmath.h", "small_gemm_kernel.h")],
     include_dirs=[numpy.get_include(), "src_c"],
     library_dirs=[NUMPY_RANDOM_LIB],
     libraries=["npyrandom"],

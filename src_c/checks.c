@@ -29,7 +29,8 @@ int FBP(all_in_range)(ptrdiff_t n, const REAL *x, REAL low, REAL high)
         const ptrdiff_t stop = n - start < FBP_CHECK_BLOCK ? n : start + FBP_CHECK_BLOCK;
         int bad = 0;
 #pragma omp simd reduction(| : bad)
-        for (ptrdiff_t i = start; i < stop; i++) bad |= !((x[i] >= low) & (x[i] <= high)); /* NaN fails */
+        for (ptrdiff_t i = start; i < stop; i++) /* NaN fails both comparisons */
+            bad |= !((x[i] >= low) & (x[i] <= high));
         if (bad) return 0;
     }
     return 1;

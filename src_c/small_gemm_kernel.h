@@ -90,9 +90,12 @@ ISA_INLINE void ISA_NAME(small_panel)(const int nv, int M, int P, const REAL *A,
     const REAL *A_rest = A + i0 * rsa;
     REAL *C_rest = C + i0 * ldc;
     switch (M - i0) { /* MR is 4 */
-    case 3: ISA_NAME(small_block)(3, nv, P, A_rest, rsa, csa, B, ldb, bias, C_rest, ldc, tail); break;
-    case 2: ISA_NAME(small_block)(2, nv, P, A_rest, rsa, csa, B, ldb, bias, C_rest, ldc, tail); break;
-    case 1: ISA_NAME(small_block)(1, nv, P, A_rest, rsa, csa, B, ldb, bias, C_rest, ldc, tail); break;
+    case 3: ISA_NAME(small_block)(3, nv, P, A_rest, rsa, csa, B, ldb, bias, C_rest, ldc, tail);
+        break;
+    case 2: ISA_NAME(small_block)(2, nv, P, A_rest, rsa, csa, B, ldb, bias, C_rest, ldc, tail);
+        break;
+    case 1: ISA_NAME(small_block)(1, nv, P, A_rest, rsa, csa, B, ldb, bias, C_rest, ldc, tail);
+        break;
     default: break;
     }
 }

@@ -9,7 +9,8 @@ and row lengths that exercise the vectorized loops' remainders) and a short trai
 float32 and float64. Each result is checked against numpy here, and under --compare also
 against the results this machine computed, within rounding: the runtime dispatch
 (target_clones: AVX-512 / AVX2+FMA / baseline; small_gemm.c's AVX-512 / AVX2 / BLAS, checked
-by name) must pick code the CPU has and compute the same numbers. An extension built for a newer CPU dies here with "Illegal instruction".
+by name) must pick code the CPU has and compute the same numbers. An extension built for a
+newer CPU dies here with "Illegal instruction".
 """
 import argparse
 import sys
