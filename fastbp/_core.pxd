@@ -63,7 +63,6 @@ cdef extern from "fastbp.h" nogil:
     ptrdiff_t fbp_weight_offset(const fbp_net *net, int layer)
     ptrdiff_t fbp_workspace_len(const fbp_net *net)
     int fbp_target_width(const fbp_net *net)
-    int fbp_small_gemm_available()
     int fbp_small_gemm_isa()
     int fbp_small_gemm_level
 

@@ -12,6 +12,8 @@ This module is private. Its callers (fastbp.model, fastbp.ops) validate values (
 numbers, label ranges, hyper-parameters); this module checks what memory safety needs
 (dtype, C-contiguity, writability and shape of every array handed to C), once per call.
 """
+import contextlib
+
 import numpy as np
 
 cimport numpy as cnp
@@ -165,17 +167,6 @@ def _check(a, str name, dtype, tuple shape, bint writable=False):
 
 cdef inline void *_data(cnp.ndarray a) noexcept:
     return cnp.PyArray_DATA(a)
-
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NO_LOCK = _NoLock()
 
 
 def shuffle(cnp.ndarray perm not None, rng):
@@ -412,7 +403,7 @@ cdef class Network:
         cdef int64_t *idx = <int64_t *>_data(perm)
         cdef const int64_t *labels = <const int64_t *>t if self.net.loss == FBP_CCE_LABELS else NULL
         cdef const void *w = _data(sample_weight) if sample_weight is not None else NULL
-        lock = rng.bit_generator.lock if rng is not None else _NO_LOCK
+        lock = rng.bit_generator.lock if rng is not None else contextlib.nullcontext()
         self._enter()
         try:
             with lock:  # the generator's, as its own methods hold it while drawing
@@ -906,7 +897,7 @@ def dense_backward(X, W, dZ, dX, dW, db):
     cdef void *dw = _data(dW)
     cdef void *dbb = _data(db)
     cdef void *dx = _data(dX) if dX is not None else NULL
-    # W^T for the small-matrix kernel's dX (a few KiB at most; nothing when BLAS computes dX)
+    # W^T for the small-matrix kernel's dX (at most 8192 values; none when the layer is large)
     cdef Py_ssize_t n_scratch = 0
     if dX is not None and r > 0 and i > 0 and o > 0:
         n_scratch = fbp_transpose_scratch_len(<int>i, <int>o)

@@ -30,10 +30,7 @@ static int small_input_grad(int in, int out)
     return small_layer(in, out) && (ptrdiff_t)in * out <= FBP_SMALL_TRANSPOSED_WEIGHTS;
 }
 
-int fbp_transpose_scratch_len(int in, int out)
-{
-    return fbp_small_gemm_available() && small_input_grad(in, out) ? in * out : 0;
-}
+int fbp_transpose_scratch_len(int in, int out) { return small_input_grad(in, out) ? in * out : 0; }
 
 #define FBP_TEMPLATE_FILE "dense.c"
 #include "template.h"
@@ -139,8 +136,9 @@ void FBP(dense_backward)(const fbp_blas *blas, int rows, int in, int out, const 
         for (int j = 0; j < out; j++) db[j] += dz[j];
     }
     if (!dX) return;
-    /* dX (rows x in) = dZ (rows x out) . W^T (out x in), through W^T in scratch when given */
-    if (scratch && fbp_transpose_scratch_len(in, out)) {
+    /* dX (rows x in) = dZ (rows x out) . W^T (out x in), through W^T in scratch when given and
+     * this CPU has the kernel (checked before copying W) */
+    if (scratch && fbp_transpose_scratch_len(in, out) && fbp_small_gemm_available()) {
         FBP(transpose)(in, out, W, scratch);
         if (FBP(small_gemm)(rows, in, out, dZ, out, 1, scratch, in, NULL, dX, in)) return;
     }

@@ -122,7 +122,9 @@ enum { FBP_SMALL_GEMM_NONE = 0, FBP_SMALL_GEMM_AVX2 = 1, FBP_SMALL_GEMM_AVX512 =
        FBP_SMALL_GEMM_BEST = 2 };
 extern int fbp_small_gemm_level;
 /* Elements of scratch fbp_dense_backward_* uses for a layer in x out (W^T for the small-matrix
- * kernel): in * out when the layer is small enough for it and the CPU has it, else 0. */
+ * kernel): in * out when the layer is small enough for it, else 0. By shape alone, whatever
+ * kernel the CPU (or fbp_small_gemm_level) allows, so a workspace sized once stays large
+ * enough when the level changes. */
 int fbp_transpose_scratch_len(int in, int out);
 
 #define REAL float

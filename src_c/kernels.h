@@ -73,7 +73,6 @@ void FBP(dense_backward)(const fbp_blas *blas, int rows, int in, int out, const 
                          const REAL *W, const REAL *dZ, REAL *dW, REAL *db, REAL *dX,
                          REAL *scratch);
 
-
 /* ---- optim.c: one in-place pass over n parameters, torch.optim semantics ------------------ */
 
 /* SGD:  g = grad + weight_decay * p;

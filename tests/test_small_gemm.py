@@ -128,3 +128,28 @@ def test_training_agrees_across_kernels(dtype):
         for got, want in zip(weights, results["blas"]):
             np.testing.assert_allclose(got, want, rtol=0, atol=rtol * np.abs(want).max(),
                                        err_msg=level_name)
+
+
+def test_a_model_built_while_blas_is_forced_trains_once_the_kernel_is_back():
+    """Regression: the workspace's room for the transposed weights was sized by the kernel in
+    use when the model was built, so a model built under _set_small_gemm_level("blas") and
+    trained after the level was restored wrote W^T past the end of its workspace (heap
+    overflow under ASan). The room now depends on the layer shapes alone."""
+    if "avx2" not in LEVELS:
+        pytest.skip("this CPU has no small-matrix kernel")
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((40, 8)), rng.integers(0, 4, 40)
+    previous = _core._set_small_gemm_level("blas")
+    try:
+        model = fb.Sequential([fb.Dense(8, 16, activation="relu"), fb.Dense(16, 40),
+                               fb.Dense(40, 4)], dtype="float64", seed=0)
+        model.compile("categorical_crossentropy", "sgd")
+    finally:
+        _core._set_small_gemm_level(previous)
+    twin = fb.Sequential([fb.Dense(8, 16, activation="relu"), fb.Dense(16, 40),
+                          fb.Dense(40, 4)], dtype="float64", seed=0)
+    twin.compile("categorical_crossentropy", "sgd")
+    for m in (model, twin):
+        m.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
